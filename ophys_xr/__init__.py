@@ -1,0 +1,41 @@
+"""ophys_xr: Allen Visual Behavior two-photon sessions as one labeled, lazy xarray.Dataset."""
+
+from __future__ import annotations
+
+from ophys_xr import accessors as _accessors  # noqa: F401  (registers ds.ophys)
+from ophys_xr.cells import filter_events, roi_masks, segmentation_mask_image
+from ophys_xr.exceptions import (
+    InvalidSessionFileError,
+    MissingDataError,
+    NotAnOphysSessionError,
+    NotNwbFileError,
+    OphysXrError,
+    OptionError,
+    SchemaError,
+    SessionFileNotFoundError,
+    UnsupportedLayoutError,
+)
+from ophys_xr.eye import blink_filter
+from ophys_xr.io import open_session
+from ophys_xr.model import create_session_dataset
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "InvalidSessionFileError",
+    "MissingDataError",
+    "NotAnOphysSessionError",
+    "NotNwbFileError",
+    "OphysXrError",
+    "OptionError",
+    "SchemaError",
+    "SessionFileNotFoundError",
+    "UnsupportedLayoutError",
+    "__version__",
+    "blink_filter",
+    "create_session_dataset",
+    "filter_events",
+    "open_session",
+    "roi_masks",
+    "segmentation_mask_image",
+]

@@ -1,0 +1,1 @@
+"""Readers that turn session files into the session Dataset."""

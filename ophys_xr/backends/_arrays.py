@@ -1,0 +1,157 @@
+"""Picklable, lazily indexed views of HDF5 datasets.
+
+This is the only module that imports xarray's backend internals
+(``xarray.core.indexing``, ``xarray.backends.locks``), so upstream changes touch one file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from xarray.backends import BackendArray, CachingFileManager
+from xarray.backends.locks import HDF5_LOCK, SerializableLock
+from xarray.core import indexing
+
+__all__ = ["HDF5_LOCK", "H5ArrayWrapper", "SerializableLock", "lazy", "open_manager"]
+
+
+def open_manager(opener: Any, path: str, **kwargs: Any) -> CachingFileManager:
+    """A picklable, per-process cached handle of an HDF5 file opened read-only."""
+    return CachingFileManager(opener, path, mode="r", kwargs=kwargs)
+
+
+class H5ArrayWrapper(BackendArray):
+    """One HDF5 dataset (or a view of it), read on indexing.
+
+    Holds the file manager, the dataset path and how to map the presented axes onto
+    the stored ones; never an open h5py object, so it pickles to dask workers.
+
+    Parameters
+    ----------
+    manager
+        ``CachingFileManager`` of the file.
+    h5path
+        Path of the dataset in the file.
+    file_shape
+        Shape of the stored dataset.
+    dtype
+        dtype presented (values are cast on read).
+    lock
+        Lock held while reading (HDF5 is not thread-safe).
+    order
+        Stored axes in presented order (``(1, 0)`` presents a (time, roi) dataset as
+        (roi, time)).  Default: stored order.
+    take
+        ``(stored_axis, indices)``: present only these positions of a stored axis, in this
+        order; ``-1`` presents ``fill_value``.
+    fixed
+        ``{stored_axis: index}``: stored axes fixed at one position (not presented).
+    fill_value
+        Value for ``-1`` entries of ``take``.
+    token
+        Deterministic identity for dask (path, modification time, dataset, view).
+    """
+
+    def __init__(
+        self,
+        manager: Any,
+        h5path: str,
+        file_shape: Sequence[int],
+        dtype: np.dtype,
+        *,
+        lock: Any = HDF5_LOCK,
+        order: Sequence[int] | None = None,
+        take: tuple[int, np.ndarray] | None = None,
+        fixed: Mapping[int, int] | None = None,
+        fill_value: Any = np.nan,
+        token: object = None,
+    ) -> None:
+        self.manager = manager
+        self.h5path = h5path
+        self.file_shape = tuple(int(n) for n in file_shape)
+        self.fixed = dict(fixed or {})
+        free = [a for a in range(len(self.file_shape)) if a not in self.fixed]
+        self.order = tuple(order) if order is not None else tuple(free)
+        if sorted(self.order) != free:
+            msg = f"order {self.order} must be a permutation of the free axes {free}"
+            raise ValueError(msg)
+        self.take = (int(take[0]), np.asarray(take[1], dtype=np.int64)) if take else None
+        self.fill_value = fill_value
+        self.lock = lock
+        self.dtype = np.dtype(dtype)
+        self.token = token
+        sizes = dict(enumerate(self.file_shape))
+        if self.take is not None:
+            sizes[self.take[0]] = len(self.take[1])
+        self.shape = tuple(sizes[a] for a in self.order)
+
+    def __dask_tokenize__(self) -> object:
+        return (type(self).__name__, self.token, self.h5path, self.order, self.fixed,
+                None if self.take is None else (self.take[0], self.take[1].tobytes()))
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.BASIC, self._raw
+        )
+
+    def _raw(self, key: tuple[Any, ...]) -> np.ndarray:
+        nd = len(self.file_shape)
+        fkey: list[Any] = [slice(None)] * nd
+        squeeze: list[int] = []
+        for axis, index in self.fixed.items():
+            fkey[axis] = slice(index, index + 1)
+        for pos, k in enumerate(key):
+            if isinstance(k, int | np.integer):
+                squeeze.append(pos)
+                k = slice(int(k), int(k) + 1)
+            fkey[self.order[pos]] = k
+        post = None
+        if self.take is not None:
+            axis, indices = self.take
+            sel = indices[fkey[axis]]
+            valid = sel >= 0
+            if valid.any():
+                lo, hi = int(sel[valid].min()), int(sel[valid].max())
+                fkey[axis] = slice(lo, hi + 1)
+                post = (axis, np.where(valid, sel - lo, 0), valid)
+            else:
+                fkey[axis] = slice(0, 0)
+                post = (axis, None, valid)
+        with self.lock:
+            dset = self.manager.acquire(needs_lock=False)[self.h5path]
+            if dset.dtype.kind == "O":
+                dset = dset.asstr()
+            block = np.asarray(dset[tuple(fkey)])
+        if post is not None:
+            axis, positions, valid = post
+            if positions is None:
+                shape = list(block.shape)
+                shape[axis] = len(valid)
+                block = np.full(shape, self.fill_value, dtype=self.dtype)
+            else:
+                block = np.take(block, positions, axis=axis)
+                if not valid.all():
+                    block = block.astype(self.dtype, copy=False)
+                    index = [slice(None)] * nd
+                    index[axis] = ~valid
+                    block[tuple(index)] = self.fill_value
+        if self.fixed:
+            block = block[tuple(0 if a in self.fixed else slice(None) for a in range(nd))]
+        block = np.transpose(block, _free_order(self.order, self.fixed, nd))
+        if squeeze:
+            block = block[tuple(0 if p in squeeze else slice(None) for p in range(block.ndim))]
+        return block.astype(self.dtype, copy=False)
+
+
+def _free_order(order: Sequence[int], fixed: Mapping[int, int], nd: int) -> list[int]:
+    """Transpose permutation once the fixed axes were dropped from the block."""
+    remaining = [a for a in range(nd) if a not in fixed]
+    return [remaining.index(a) for a in order]
+
+
+def lazy(array: H5ArrayWrapper) -> indexing.LazilyIndexedArray:
+    """Wrap a backend array so that xarray indexes it lazily."""
+    return indexing.LazilyIndexedArray(array)
+

@@ -1,0 +1,800 @@
+"""Read AllenSDK Visual Behavior Ophys NWB files (2021 and 2023 layouts) with h5py.
+
+Opening reads the metadata and the small tables (cells, trials, presentations, licks,
+rewards, timestamps); traces, ROI masks, projections, eye tracking, running and
+stimulus templates stay in the file behind :class:`~ophys_xr.backends._arrays.H5ArrayWrapper`
+and become dask arrays.  Everything ends in :func:`ophys_xr.model.create_session_dataset`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from xarray.backends import BackendEntrypoint
+
+from ophys_xr import _compute
+from ophys_xr.backends._arrays import HDF5_LOCK, H5ArrayWrapper, lazy, open_manager
+from ophys_xr.exceptions import (
+    InvalidSessionFileError,
+    NotAnOphysSessionError,
+    NotNwbFileError,
+    SchemaError,
+    SessionFileNotFoundError,
+    UnsupportedLayoutError,
+)
+from ophys_xr.model import create_session_dataset
+from ophys_xr.variables import SPECS
+
+__all__ = ["OphysBackendEntrypoint", "detect_layout", "open_nwb_session"]
+
+OPHYS = "processing/ophys"
+SEG = f"{OPHYS}/image_segmentation/cell_specimen_table"
+EYE = "acquisition/EyeTracking"
+INT_NULL = -99
+#: Bytes per dask chunk of the large arrays.
+CHUNK_BYTES = 32 * 2**20
+_PRES_SKIP = {"tags", "tags_index", "timeseries", "timeseries_index", "id"}
+_PRES_DROP = {"image_set", "index"}
+_PRES_RENAME = {"stop_time": "end_time", "trials_id": "stimulus_presentations_trials_id"}
+_PRES_INT_NULL = {"flashes_since_change", "image_index", "movie_repeat", "movie_frame_index",
+                  "stimulus_presentations_trials_id", "start_frame", "end_frame",
+                  "stimulus_block"}
+_TRIAL_RENAME = {"start_time": "trials_start_time", "stop_time": "trials_stop_time",
+                 "is_change": "trials_is_change", "stimulus_change": "trials_is_change"}
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------------------
+# opening and checking the file
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        msg = f"No such session file: {str(path)!r}. Check the path (cwd: {os.getcwd()!r})."
+        raise SessionFileNotFoundError(msg)
+    if path.is_dir():
+        msg = (
+            f"{str(path)!r} is a directory, not an NWB file. Pass the .nwb file itself, or a "
+            "Zarr store written by ophys_xr."
+        )
+        raise InvalidSessionFileError(msg)
+    with path.open("rb") as f:
+        head = f.read(8)
+    if head != _HDF5_MAGIC:
+        msg = (
+            f"{str(path)!r} is not an HDF5/NWB file (it does not start with the HDF5 "
+            "signature). Pass an AllenSDK behavior_ophys_experiment_*.nwb file."
+        )
+        raise InvalidSessionFileError(msg)
+
+
+def _open_h5(path: Path) -> Any:
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        msg = (
+            f"Cannot read {str(path)!r} as HDF5: {err}. The file is probably truncated or "
+            "corrupt (an interrupted download?); download it again."
+        )
+        raise InvalidSessionFileError(msg) from err
+
+
+def detect_layout(f: Any, path: str = "<file>") -> str:
+    """Tell the AllenSDK NWB generation of an open h5py file: ``"2023"`` or ``"2021"``.
+
+    Raises
+    ------
+    NotNwbFileError, UnsupportedLayoutError, NotAnOphysSessionError
+    """
+    if "nwb_version" not in f.attrs and "general" not in f:
+        msg = (
+            f"{path!r} is an HDF5 file but not an NWB file (no 'nwb_version' attribute, no "
+            "'general' group). Pass an AllenSDK behavior_ophys_experiment_*.nwb file."
+        )
+        raise NotNwbFileError(msg)
+    if "processing/two_photon_imaging" in f:
+        msg = (
+            f"{path!r} is in the 2019 AllenSDK layout (AllenSDK <= 2.3, "
+            "processing/two_photon_imaging), which ophys_xr does not read. Download the "
+            "released Visual Behavior Ophys file of this experiment (2021 or 2023 layout)."
+        )
+        raise UnsupportedLayoutError(msg)
+    if OPHYS not in f or f"{OPHYS}/dff" not in f:
+        msg = (
+            f"{path!r} is an NWB file without the ophys processing module "
+            f"({OPHYS}/dff): probably a behavior-only session. ophys_xr opens "
+            "behavior_ophys_experiment files."
+        )
+        raise NotAnOphysSessionError(msg)
+    meta = f["general/metadata"].attrs if "general/metadata" in f else {}
+    if "ophys_container_id" in meta or "targeted_imaging_depth" in meta:
+        return "2023"
+    return "2021"
+
+
+# --------------------------------------------------------------------------------------
+# small helpers
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return _str(value[()])
+    return str(value)
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _read(f: Any, path: str) -> np.ndarray:
+    dset = f[path]
+    if dset.dtype.kind == "O" or h5_is_str(dset):
+        return np.asarray(dset.asstr()[()], dtype=object)
+    return np.asarray(dset[()])
+
+
+def h5_is_str(dset: Any) -> bool:
+    import h5py
+
+    return h5py.check_string_dtype(dset.dtype) is not None
+
+
+def _chunk_len(row_bytes: int, n: int) -> int:
+    return int(max(1, min(n, CHUNK_BYTES // max(row_bytes, 1))))
+
+
+class _Reader:
+    """Reads one file: small things eagerly, large ones as lazy variables."""
+
+    def __init__(self, path: Path, f: Any, layout: str, *, lock: Any) -> None:
+        self.path = path
+        self.f = f
+        self.layout = layout
+        self.lock = lock
+        self.manager = open_manager(_h5py_file, str(path))
+        stat = path.stat()
+        self.token = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+    def wrapper(self, h5path: str, dtype: Any, **kwargs: Any) -> H5ArrayWrapper:
+        dset = self.f[h5path]
+        return H5ArrayWrapper(self.manager, h5path, dset.shape, np.dtype(dtype),
+                              lock=self.lock, token=self.token, **kwargs)
+
+    def variable(self, name: str, array: H5ArrayWrapper, chunks: dict[str, int]) -> xr.Variable:
+        """A dask-backed variable over ``array`` with deterministic chunk names."""
+        import dask.array as da
+        from dask.base import tokenize
+
+        dims = SPECS[name].dims
+        chunk_tuple = tuple(chunks.get(d, -1) for d in dims)
+        token = tokenize(self.token, name, array, chunk_tuple)
+        data = da.from_array(
+            _Adapter(lazy(array)), chunks=chunk_tuple, name=f"ophys-{name}-{token}",
+            asarray=False, fancy=False, meta=np.array((), dtype=array.dtype),
+        )
+        preferred = {d: c for d, c in zip(dims, chunk_tuple, strict=True) if c != -1}
+        return xr.Variable(dims, data, encoding={"preferred_chunks": preferred})
+
+
+class _Adapter:
+    """Numpy-style indexing over a LazilyIndexedArray, for ``dask.array.from_array``."""
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+        self.shape = array.shape
+        self.dtype = array.dtype
+        self.ndim = len(array.shape)
+
+    def __dask_tokenize__(self) -> object:
+        from dask.base import tokenize
+
+        return tokenize(self.array.array)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        from xarray.core import indexing
+
+        if not isinstance(key, tuple):
+            key = (key,)
+        return np.asarray(self.array[indexing.BasicIndexer(key)])
+
+
+def _h5py_file(path: str, mode: str = "r", **kwargs: Any) -> Any:
+    import h5py
+
+    return h5py.File(path, mode, **kwargs)
+
+
+# --------------------------------------------------------------------------------------
+# metadata
+
+
+def _metadata(f: Any, layout: str) -> dict[str, Any]:
+    meta = {k: _scalar(v) for k, v in f["general/metadata"].attrs.items()}
+    subject = f["general/subject"]
+    plane = f["general/optophysiology/imaging_plane_1"]
+    genotype = _str(subject["genotype"][()]) if "genotype" in subject else None
+    reporter = _str(subject.attrs["reporter_line"]) if "reporter_line" in subject.attrs else None
+    if reporter == "None":
+        reporter = None
+    driver = subject.attrs.get("driver_line")
+    age = _str(subject["age"][()]) if "age" in subject else "null"
+    age_match = re.search(r"\d+", age) if age.startswith("P") else None
+    uuid = _str(meta.get("behavior_session_uuid", "None"))
+    indicator = None
+    for key, value in (("GCaMP6f", "GCaMP6f"), ("GC6f", "GCaMP6f"), ("GCaMP6s", "GCaMP6s")):
+        if reporter is not None and key in reporter:
+            indicator = value
+            break
+    container = meta.get("ophys_container_id", meta.get("experiment_container_id"))
+    group = meta.get("imaging_plane_group", -1)
+    group_count = int(meta.get("imaging_plane_group_count", 0))
+    out: dict[str, Any] = {
+        "equipment_name": _str(meta["equipment_name"]),
+        "sex": _str(subject["sex"][()]),
+        "age_in_days": int(age_match.group()) if age_match else None,
+        "stimulus_frame_rate": float(meta["stimulus_frame_rate"]),
+        "session_type": _str(meta["session_type"]),
+        "date_of_acquisition": _str(f["session_start_time"][()]),
+        "reporter_line": reporter,
+        "cre_line": genotype.split(";")[0].replace("/wt", "") if genotype and ";" in genotype
+        else None,
+        "behavior_session_uuid": None if uuid == "None" else uuid,
+        "driver_line": sorted(_str(d) for d in driver) if driver is not None else None,
+        "mouse_id": _str(subject["subject_id"][()]),
+        "project_code": _str(meta.get("project_code", "Not Available")),
+        "full_genotype": genotype,
+        "behavior_session_id": int(meta["behavior_session_id"]),
+        "indicator": indicator,
+        "emission_lambda": float(plane["channel_1/emission_lambda"][()]),
+        "excitation_lambda": float(plane["excitation_lambda"][()]),
+        "ophys_container_id": int(container) if container is not None else None,
+        "field_of_view_height": int(meta["field_of_view_height"]),
+        "field_of_view_width": int(meta["field_of_view_width"]),
+        "imaging_depth": int(meta["imaging_depth"]),
+        "targeted_imaging_depth": int(meta["targeted_imaging_depth"])
+        if "targeted_imaging_depth" in meta else None,
+        "imaging_plane_group": int(group) if group_count > 1 and int(group) >= 0 else None,
+        "imaging_plane_group_count": group_count,
+        "ophys_experiment_id": int(_str(f["identifier"][()])),
+        "ophys_frame_rate": float(plane["imaging_rate"][()]),
+        "ophys_session_id": int(meta["ophys_session_id"]),
+        "targeted_structure": _str(plane["location"][()]),
+        "nwb_layout": layout,
+    }
+    out["task_parameters"] = json.dumps(_task_parameters(f, out["session_type"]))
+    rig = "processing/eye_tracking_rig_metadata/eye_tracking_rig_metadata"
+    if rig in f:
+        g = f[rig]
+        geometry = {
+            "camera_position_mm": g["camera_position"][()].tolist(),
+            "camera_rotation_deg": g["camera_rotation"][()].tolist(),
+            "equipment": _str(g.attrs["equipment"]),
+            "led_position": g["led_position"][()].tolist(),
+            "monitor_position_mm": g["monitor_position"][()].tolist(),
+            "monitor_rotation_deg": g["monitor_rotation"][()].tolist(),
+        }
+        out["eye_tracking_rig_geometry"] = json.dumps(geometry)
+    return out
+
+
+def _task_parameters(f: Any, session_type: str) -> dict[str, Any]:
+    attrs = {k: _scalar(v) for k, v in f["general/task_parameters"].attrs.items()
+             if k not in ("namespace", "neurodata_type", "object_id")}
+    params: dict[str, Any] = {}
+    for key in ("blank_duration_sec", "response_window_sec"):
+        params[key] = [float(_str(v)) for v in np.atleast_1d(attrs[key])]
+    for key in ("auto_reward_volume", "omitted_flash_fraction", "reward_volume",
+                "stimulus_duration_sec"):
+        if key in attrs:
+            params[key] = float(attrs[key])
+    params["n_stimulus_frames"] = int(attrs["n_stimulus_frames"])
+    params["session_type"] = _str(attrs.get("session_type", attrs.get("stage", session_type)))
+    for key in ("stimulus", "stimulus_distribution", "task"):
+        params[key] = _str(attrs[key])
+    params["stimulus_name"] = _str(attrs["stimulus_name"]) if "stimulus_name" in attrs else None
+    parts = params["session_type"].split("_")
+    if len(parts) > 3 and parts[2] == "images":
+        params["image_set"] = "images_" + parts[3]
+    elif len(parts) > 2 and parts[2] == "gratings":
+        params["image_set"] = "gratings"
+    else:
+        params["image_set"] = None
+    return dict(sorted(params.items()))
+
+
+# --------------------------------------------------------------------------------------
+# cells, traces, images
+
+
+def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict[str, Any]:
+    f = r.f
+    seg = f[SEG]
+    roi_ids = seg["id"][()].astype(np.int64)
+    valid = seg["valid_roi"][()].astype(bool)
+    rows = np.flatnonzero(valid) if exclude_invalid_rois else np.arange(len(roi_ids))
+    out: dict[str, Any] = {}
+    csid = seg["cell_specimen_id"][()]
+    if csid.dtype.kind == "f":
+        csid = np.where(np.isnan(csid), -1, csid)
+    out["cell_specimen_id"] = csid.astype(np.int64)[rows]
+    out["cell_roi_id"] = roi_ids[rows]
+    for name in ("valid_roi", "x", "y", "width", "height", "mask_image_plane",
+                 "max_correction_up", "max_correction_down", "max_correction_left",
+                 "max_correction_right"):
+        out[name] = seg[name][()][rows]
+    n_frames = f[f"{OPHYS}/dff/traces/data"].shape[0]
+    n_cells = len(rows)
+    time_chunk = _chunk_len(8 * max(n_cells, 1), n_frames)
+    trace_chunks = {"cell_specimen_id": -1, "time": time_chunk}
+
+    def column_map(series: str) -> np.ndarray:
+        """Stored column of each selected table row (-1: not in this series)."""
+        region = f[f"{series}/rois"][()].astype(np.int64) if f"{series}/rois" in f \
+            else np.arange(len(roi_ids))
+        col_of_row = np.full(len(roi_ids), -1, dtype=np.int64)
+        col_of_row[region] = np.arange(len(region))
+        return col_of_row[rows]
+
+    traces = {
+        "dff": f"{OPHYS}/dff/traces",
+        "corrected_fluorescence": f"{OPHYS}/corrected_fluorescence/traces",
+        "demixed_trace": f"{OPHYS}/demixed_trace/traces",
+        "neuropil_trace": f"{OPHYS}/neuropil_trace/traces",
+        "events": f"{OPHYS}/event_detection",
+    }
+    dff_cols = column_map(traces["dff"])
+    for name, series in traces.items():
+        if series not in f:
+            if name in ("dff", "corrected_fluorescence"):
+                msg = f"{str(r.path)!r} has no {series}, which every ophys session has"
+                raise NotAnOphysSessionError(msg)
+            continue
+        cols = column_map(series) if name == "events" else column_map(
+            traces["dff"] if "rois" not in f[series] else series)
+        if name != "events" and (cols < 0).any():
+            missing = out["cell_roi_id"][cols < 0].tolist()
+            msg = f"{series} in {str(r.path)!r} has no trace for ROIs {missing}"
+            raise SchemaError(msg)
+        shape = f[f"{series}/data"].shape
+        if shape[0] != n_frames:
+            msg = (
+                f"{series}/data in {str(r.path)!r} has {shape[0]} frames but "
+                f"{OPHYS}/dff/traces/data has {n_frames}; the file is inconsistent"
+            )
+            raise SchemaError(msg)
+        arr = r.wrapper(f"{series}/data", np.float64, order=(1, 0), take=(1, cols))
+        out[name] = r.variable(name, arr, trace_chunks)
+        if name == "events":
+            for var, ds_name in (("lambda", "lambdas"), ("noise_std", "noise_stds")):
+                values = f[f"{series}/{ds_name}"][()].astype(np.float64)
+                out[var] = np.where(cols >= 0, values[np.maximum(cols, 0)], np.nan)
+    del dff_cols
+    for var in ("r", "RMSE"):
+        p = f"{OPHYS}/corrected_fluorescence/{var}/data"
+        if p in f:
+            cols = column_map(f"{OPHYS}/corrected_fluorescence/traces")
+            out[var] = f[p][()].astype(np.float64)[cols]
+    for axis in ("x", "y"):
+        p = f"{OPHYS}/ophys_motion_correction_{axis}/data"
+        if p not in f:
+            msg = f"{str(r.path)!r} has no {p}, which every ophys session has"
+            raise NotAnOphysSessionError(msg)
+        dset = f[p]
+        if dset.shape[0] != n_frames:
+            msg = (
+                f"{p} in {str(r.path)!r} has {dset.shape[0]} frames but the traces have "
+                f"{n_frames}; the file is inconsistent"
+            )
+            raise SchemaError(msg)
+        out[f"motion_correction_{axis}"] = r.variable(
+            f"motion_correction_{axis}", r.wrapper(p, dset.dtype), {"time": -1})
+    # ROI masks and images
+    mask = f[f"{SEG}/image_mask"]
+    if mask.dtype.kind == "f":
+        msg = f"{str(r.path)!r} stores float ROI masks at the origin (2019 layout), not supported"
+        raise UnsupportedLayoutError(msg)
+    height, width = mask.shape[1:]
+    out["row"] = np.arange(height, dtype=np.int64)
+    out["column"] = np.arange(width, dtype=np.int64)
+    mask_chunk = _chunk_len(height * width, max(n_cells, 1))
+    out["roi_mask"] = r.variable(
+        "roi_mask", r.wrapper(f"{SEG}/image_mask", bool, take=(0, rows)),
+        {"cell_specimen_id": mask_chunk})
+    images = f"{OPHYS}/images"
+    for name, stored in (("max_projection", "max_projection"),
+                         ("average_projection", "average_image")):
+        dset = f[f"{images}/{stored}"]
+        out[name] = r.variable(name, r.wrapper(f"{images}/{stored}", dset.dtype), {})
+        resolution = float(dset.attrs["resolution"])
+        meta["pixel_spacing"] = [resolution * 10, resolution * 10]
+        meta["pixel_spacing_unit"] = "mm"
+    return out
+
+
+def _ophys_time(r: _Reader) -> np.ndarray:
+    f = r.f
+    ts = f[f"{OPHYS}/dff/traces/timestamps"][()].astype(np.float64)
+    n_frames = f[f"{OPHYS}/dff/traces/data"].shape[0]
+    if len(ts) != n_frames:
+        msg = (
+            f"{str(r.path)!r}: {OPHYS}/dff/traces has {n_frames} frames but {len(ts)} "
+            "timestamps; the file is inconsistent (the AllenSDK silently truncates extra "
+            "timestamps; ophys_xr refuses to guess)"
+        )
+        raise SchemaError(msg)
+    return ts
+
+
+# --------------------------------------------------------------------------------------
+# eye tracking, running, licks, rewards
+
+
+def _eye(r: _Reader) -> dict[str, Any]:
+    f = r.f
+    if EYE not in f:
+        return {}
+    ts = f[f"{EYE}/eye_tracking/timestamps"][()].astype(np.float64)
+    n = len(ts)
+    out: dict[str, Any] = {"eye_frame": np.arange(n, dtype=np.int64), "eye_timestamps": ts}
+    chunks = {"eye_frame": -1}
+    for part, group in (("cr", "corneal_reflection_tracking"), ("eye", "eye_tracking"),
+                        ("pupil", "pupil_tracking")):
+        base = f"{EYE}/{group}"
+        raw = f"{base}/area_raw" if f"{base}/area_raw" in f else f"{base}/area"
+        fields = {
+            f"{part}_area_raw": (raw, {}),
+            f"{part}_center_x": (f"{base}/data", {"fixed": {1: 0}}),
+            f"{part}_center_y": (f"{base}/data", {"fixed": {1: 1}}),
+            f"{part}_width": (f"{base}/width", {}),
+            f"{part}_height": (f"{base}/height", {}),
+            f"{part}_phi": (f"{base}/angle", {}),
+        }
+        for name, (path, kwargs) in fields.items():
+            if f[path].shape[0] != n:
+                msg = (
+                    f"{path} in {str(r.path)!r} has {f[path].shape[0]} frames but the eye "
+                    f"tracking timestamps have {n}; the file is inconsistent"
+                )
+                raise SchemaError(msg)
+            out[name] = r.variable(name, r.wrapper(path, np.float64, **kwargs), chunks)
+    return out
+
+
+def _fix_polarity(data: Any) -> Any:
+    """AllenSDK 2.16 ``RunningSpeed._fix_polarity``: flip if the mean speed is < -1."""
+    import dask.array as da
+
+    return da.where(da.nanmean(data) < -1, -data, data)
+
+
+def _running(r: _Reader) -> dict[str, Any]:
+    f = r.f
+    ts = f["processing/stimulus/timestamps/timestamps"][()].astype(np.float64)
+    out: dict[str, Any] = {"stimulus_frame": np.arange(len(ts), dtype=np.int64),
+                           "stimulus_timestamps": ts}
+    series = {
+        "running_speed": "processing/running/speed",
+        "raw_running_speed": "processing/running/speed_unfiltered",
+        "dx": "processing/running/dx",
+        "v_sig": "acquisition/v_sig",
+        "v_in": "acquisition/v_in",
+    }
+    for name, path in series.items():
+        if f"{path}/data" not in f:
+            if SPECS[name].required:
+                msg = f"{str(r.path)!r} has no {path}, which every session has"
+                raise NotAnOphysSessionError(msg)
+            continue
+        n = f[f"{path}/data"].shape[0]
+        if n != len(ts):
+            msg = (
+                f"{path}/data in {str(r.path)!r} has {n} samples but there are {len(ts)} "
+                "stimulus timestamps (processing/stimulus/timestamps); the file is inconsistent"
+            )
+            raise SchemaError(msg)
+        var = r.variable(name, r.wrapper(f"{path}/data", np.float64), {"stimulus_frame": -1})
+        if name in ("running_speed", "raw_running_speed"):
+            var = var.copy(data=_fix_polarity(var.data))
+        out[name] = var
+    return out
+
+
+def _licks_rewards(f: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    lick = "processing/licking/licks"
+    if lick in f:
+        out["licks_timestamps"] = f[f"{lick}/timestamps"][()].astype(np.float64)
+        out["licks_frame"] = f[f"{lick}/data"][()].astype(np.int64)
+    else:
+        out["licks_timestamps"] = np.zeros(0)
+        out["licks_frame"] = np.zeros(0, dtype=np.int64)
+    rew = "processing/rewards"
+    if f"{rew}/volume" in f:
+        out["rewards_volume"] = f[f"{rew}/volume/data"][()].astype(np.float64)
+        out["rewards_timestamps"] = f[f"{rew}/autorewarded/timestamps"][()].astype(np.float64)
+        out["rewards_auto_rewarded"] = f[f"{rew}/autorewarded/data"][()].astype(bool)
+    else:
+        out["rewards_volume"] = np.zeros(0)
+        out["rewards_timestamps"] = np.zeros(0)
+        out["rewards_auto_rewarded"] = np.zeros(0, dtype=bool)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# trials and stimulus presentations
+
+
+def _table_columns(group: Any, skip: Iterable[str]) -> dict[str, np.ndarray]:
+    cols: dict[str, np.ndarray] = {}
+    for name, item in group.items():
+        if name in skip or not hasattr(item, "dtype"):
+            continue
+        if _str(item.attrs.get("neurodata_type", "")) == "VectorIndex":
+            continue
+        cols[name] = _read(group, name)
+    return cols
+
+
+def _trials(f: Any) -> dict[str, Any]:
+    g = f["intervals/trials"]
+    cols = _table_columns(g, {"id", "lick_times", "lick_events"})
+    n = len(g["id"])
+    out: dict[str, Any] = {"trials_id": g["id"][()].astype(np.int64)}
+    for name, values in cols.items():
+        key = _TRIAL_RENAME.get(name, name)
+        if key not in SPECS:
+            continue
+        out[key] = values
+    if "change_frame" in out:
+        cf = out["change_frame"]
+        if cf.dtype.kind == "f":
+            cf = np.where(np.isnan(cf), INT_NULL, cf)
+        out["change_frame"] = cf.astype(np.int64)
+    licks = g["lick_times"][()].astype(np.float64) if "lick_times" in g else np.zeros(0)
+    index = g["lick_times_index"][()].astype(np.int64) if "lick_times_index" in g \
+        else np.zeros(n, dtype=np.int64)
+    out["lick_times"] = licks
+    out["lick_times_count"] = np.diff(np.concatenate([[0], index])).astype(np.int64)
+    return out
+
+
+def _presentations(f: Any, trials: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    groups = [g for name, g in f["intervals"].items() if name.endswith("_presentations")]
+    if not groups:
+        msg = f"{f.filename!r} has no intervals/*_presentations tables"
+        raise NotAnOphysSessionError(msg)
+    tables = [_table_columns(g, _PRES_SKIP) for g in groups]
+    lengths = [len(g["id"]) for g in groups]
+    names: list[str] = []
+    for t in tables:
+        names += [c for c in t if c not in names]
+    merged: dict[str, np.ndarray] = {}
+    for col in names:
+        parts = []
+        kinds = {t[col].dtype.kind for t in tables if col in t}
+        for t, n in zip(tables, lengths, strict=True):
+            if col in t:
+                v = t[col]
+                if v.dtype.kind == "O":
+                    v = np.where(v == "N/A", "", v).astype(object)
+                parts.append(v)
+            elif "O" in kinds:
+                parts.append(np.full(n, "", dtype=object))
+            elif kinds <= {"i", "u"} and _PRES_RENAME.get(col, col) in _PRES_INT_NULL:
+                parts.append(np.full(n, INT_NULL, dtype=np.int64))
+            else:
+                parts.append(np.full(n, np.nan))
+        merged[col] = np.concatenate(parts)
+    order = np.argsort(merged["start_time"], kind="stable")
+    out: dict[str, Any] = {}
+    unread: list[str] = []
+    for col, values in merged.items():
+        if col in _PRES_DROP:
+            continue
+        key = _PRES_RENAME.get(col, col)
+        if key not in SPECS or SPECS[key].dims != ("stimulus_presentations_id",):
+            unread.append(col)
+            continue
+        values = values[order]
+        spec = SPECS[key]
+        if spec.dtype == "b1" and values.dtype.kind == "f":
+            values = values == 1.0
+        out[key] = values
+    n = len(order)
+    out["stimulus_presentations_id"] = np.arange(n, dtype=np.int64)
+    image = out.get("image_name", np.full(n, "", dtype=object))
+    omitted = out.get("omitted", np.full(n, np.nan))
+    out["omitted"] = omitted.astype(np.float64)
+    if "is_image_novel" in out:
+        out["is_image_novel"] = out["is_image_novel"].astype(np.float64)
+    out["is_change"] = _compute.is_change_event(image, out["omitted"])
+    out["flashes_since_change"] = _compute.flashes_since_change(
+        image, out["omitted"], out["is_change"]).astype(np.int64)
+    _add_trial_links(out, trials)
+    for name, spec in SPECS.items():
+        if spec.dims == ("stimulus_presentations_id",) and name not in out:
+            if spec.dtype == "O":
+                out[name] = np.full(n, "", dtype=object)
+            elif spec.dtype == "i8":
+                out[name] = np.full(n, INT_NULL, dtype=np.int64)
+            elif spec.dtype == "b1":
+                out[name] = np.zeros(n, dtype=bool)
+            else:
+                out[name] = np.full(n, np.nan)
+    return out, unread
+
+
+def _add_trial_links(out: dict[str, Any], trials: dict[str, Any]) -> None:
+    """AllenSDK ``add_active_flag`` / ``compute_trials_id_for_stimulus`` (2021 files)."""
+    start = out["start_time"]
+    has_image = np.array([bool(v) for v in out.get("image_name", np.full(len(start), ""))])
+    t_start, t_stop = trials["trials_start_time"], trials["trials_stop_time"]
+    if "active" not in out:
+        active = (start > t_start.min()) & (start < t_stop.max()) & has_image
+        if "stimulus_block" in out:
+            blocks = np.unique(out["stimulus_block"][active])
+            active = np.isin(out["stimulus_block"], blocks)
+        out["active"] = active
+    if "stimulus_presentations_trials_id" not in out:
+        ids = np.full(len(start), INT_NULL, dtype=np.int64)
+        in_range = (start < t_stop.max()) & has_image
+        which = np.searchsorted(t_start, start, side="left") - 1
+        ok = in_range & (which >= 0)
+        ids[ok] = trials["trials_id"][which[ok]]
+        out["stimulus_presentations_trials_id"] = ids
+    if "is_sham_change" not in out and "stimulus_block" in out:
+        catch = trials["catch"].astype(bool)
+        frames = trials["change_frame"][catch]
+        out["is_sham_change"] = np.isin(out["start_frame"], frames[frames != INT_NULL])
+
+
+# --------------------------------------------------------------------------------------
+# stimulus templates
+
+
+def _templates(r: _Reader, meta: dict[str, Any]) -> dict[str, Any]:
+    f = r.f
+    if "stimulus/templates" not in f:
+        return {}
+    names = [k for k in f["stimulus/templates"] if "movie" not in k]
+    if not names:
+        return {}
+    if len(names) > 1:
+        msg = f"{str(r.path)!r} has several image template sets {names}; expected one"
+        raise SchemaError(msg)
+    g = f[f"stimulus/templates/{names[0]}"]
+    meta["stimulus_templates_image_set"] = names[0]
+    out: dict[str, Any] = {"template_image_name": _read(g, "control_description")}
+    n, h, w = g["data"].shape
+    chunks = {"template_image_name": 1}
+    out["stimulus_template_warped"] = r.variable(
+        "stimulus_template_warped", r.wrapper(g["data"].name, np.uint8), chunks)
+    if "unwarped" in g:
+        out["stimulus_template_unwarped"] = r.variable(
+            "stimulus_template_unwarped", r.wrapper(g["unwarped"].name, np.float64), chunks)
+    else:
+        msg = f"{g.name} in {str(r.path)!r} has no 'unwarped' images"
+        raise SchemaError(msg)
+    del n, h, w
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# public entry points
+
+
+def open_nwb_session(
+    path: str | os.PathLike[str],
+    *,
+    exclude_invalid_rois: bool = True,
+    eye_tracking_z_threshold: float = 3.0,
+    eye_tracking_dilation_frames: int = 2,
+    lock: Any = None,
+) -> xr.Dataset:
+    """Open an AllenSDK Visual Behavior Ophys NWB file as a lazy session Dataset.
+
+    Parameters
+    ----------
+    path
+        Local path of a ``behavior_ophys_experiment_*.nwb`` file (2021 or 2023 layout).
+    exclude_invalid_rois
+        Keep only ROIs with ``valid_roi`` True (the AllenSDK default).
+    eye_tracking_z_threshold, eye_tracking_dilation_frames
+        Blink detection parameters (AllenSDK defaults 3.0 and 2; honoured, unlike in
+        ``BehaviorOphysExperiment``).
+    lock
+        Lock serialising HDF5 reads (default: xarray's shared ``HDF5_LOCK``).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dask-backed session Dataset; the file is opened read-only.
+    """
+    p = Path(os.fspath(path)).expanduser()
+    _check_path(p)
+    f = _open_h5(p)
+    try:
+        layout = detect_layout(f, str(p))
+        r = _Reader(p, f, layout, lock=lock or HDF5_LOCK)
+        meta = _metadata(f, layout)
+        variables: dict[str, Any] = {"time": _ophys_time(r)}
+        variables.update(_cells(r, exclude_invalid_rois, meta))
+        variables.update(_eye(r))
+        variables.update(_running(r))
+        variables.update(_licks_rewards(f))
+        trials = _trials(f)
+        variables.update(trials)
+        pres, unread = _presentations(f, trials)
+        variables.update(pres)
+        variables.update(_templates(r, meta))
+    except KeyError as err:
+        msg = (
+            f"{str(p)!r} lacks an item every AllenSDK ophys NWB file has ({err}); the file is "
+            "incomplete or not a Visual Behavior Ophys experiment file"
+        )
+        raise NotAnOphysSessionError(msg) from err
+    finally:
+        f.close()
+    if unread:
+        meta["ophys_xr_unread_presentation_columns"] = " ".join(unread)
+    ds = create_session_dataset(
+        variables,
+        meta,
+        eye_tracking_z_threshold=eye_tracking_z_threshold,
+        eye_tracking_dilation_frames=eye_tracking_dilation_frames,
+    )
+    ds.encoding["source"] = str(p)
+    ds.set_close(r.manager.close)
+    return ds
+
+
+class OphysBackendEntrypoint(BackendEntrypoint):
+    """xarray backend: ``xr.open_dataset(path, engine="ophys")``."""
+
+    description = "AllenSDK Visual Behavior Ophys NWB sessions (ophys_xr)"
+    url = "https://github.com/ophys-xr/ophys_xr"
+    open_dataset_parameters = (
+        "filename_or_obj",
+        "drop_variables",
+        "exclude_invalid_rois",
+        "eye_tracking_z_threshold",
+        "eye_tracking_dilation_frames",
+    )
+
+    def open_dataset(  # type: ignore[override]
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: str | Iterable[str] | None = None,
+        exclude_invalid_rois: bool = True,
+        eye_tracking_z_threshold: float = 3.0,
+        eye_tracking_dilation_frames: int = 2,
+    ) -> xr.Dataset:
+        ds = open_nwb_session(
+            filename_or_obj,
+            exclude_invalid_rois=exclude_invalid_rois,
+            eye_tracking_z_threshold=eye_tracking_z_threshold,
+            eye_tracking_dilation_frames=eye_tracking_dilation_frames,
+        )
+        if drop_variables is not None:
+            ds = ds.drop_vars(drop_variables, errors="ignore")
+        return ds
+
+    def guess_can_open(self, filename_or_obj: Any) -> bool:
+        try:
+            return Path(os.fspath(filename_or_obj)).suffix.lower() == ".nwb"
+        except TypeError:
+            return False

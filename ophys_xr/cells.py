@@ -1,0 +1,125 @@
+"""Cell-level computations on the session Dataset (xarray layer over ``_compute``)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+
+import numpy as np
+import xarray as xr
+
+from ophys_xr import _compute
+from ophys_xr.exceptions import MissingDataError, OptionError
+from ophys_xr.variables import SPECS, validate
+
+__all__ = ["filter_events", "roi_masks", "segmentation_mask_image"]
+
+
+def _filter_block(block: np.ndarray, *, weights: np.ndarray, axis: int) -> np.ndarray:
+    moved = np.moveaxis(block, axis, -1)
+    return np.moveaxis(_compute.filter_events(moved, weights), -1, axis)
+
+
+def filter_events(
+    events: xr.DataArray, *, scale_timesteps: float, n_time_steps: int = 20
+) -> xr.DataArray:
+    """Smooth event traces with the AllenSDK's causal half-normal filter.
+
+    Parameters
+    ----------
+    events
+        Event traces with a ``time`` dimension (numpy or dask backed).
+    scale_timesteps
+        Scale of the half-normal filter in frames (AllenSDK: 2/31 s × frame rate).
+    n_time_steps
+        Filter length in frames.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``filtered_events``, same dims and coords; lazy on dask input (blocks overlap by
+        ``n_time_steps - 1`` frames along ``time``, so the result does not depend on the
+        chunking).
+    """
+    if "time" not in events.dims:
+        msg = f"filter_events needs a 'time' dimension; got dims {events.dims}"
+        raise OptionError(msg)
+    weights = _compute.event_filter_weights(scale_timesteps, n_time_steps)
+    axis = events.get_axis_num("time")
+    data = events.data
+    if hasattr(data, "map_overlap"):
+        depth = n_time_steps - 1
+        if depth and len(data.chunks[axis]) > 1 and min(data.chunks[axis]) < depth:
+            data = data.rechunk({axis: max(depth, max(data.chunks[axis]))})
+        out = data.map_overlap(
+            _filter_block,
+            depth={axis: (depth, 0)} if depth else 0,
+            boundary="none",
+            weights=weights,
+            axis=axis,
+            dtype=np.float64,
+            meta=np.array((), dtype=np.float64),
+        )
+    else:
+        out = _filter_block(np.asarray(data), weights=weights, axis=axis)
+    result = events.copy(data=out)
+    result.name = "filtered_events"
+    result.attrs = SPECS["filtered_events"].attrs()
+    return result
+
+
+def segmentation_mask_image(roi_mask: xr.DataArray) -> xr.DataArray:
+    """Number of ROIs covering each pixel (the AllenSDK 2.7+ segmentation mask image).
+
+    Parameters
+    ----------
+    roi_mask
+        Boolean masks (``cell_specimen_id``, ``row``, ``column``).
+
+    Returns
+    -------
+    xarray.DataArray
+        int64 (``row``, ``column``); lazy on dask input.
+    """
+    out = roi_mask.sum("cell_specimen_id", dtype=np.int64)
+    out = out.drop_vars([c for c in out.coords if c not in ("row", "column")])
+    out.attrs = SPECS["segmentation_mask_image"].attrs()
+    out.name = "segmentation_mask_image"
+    return out
+
+
+def roi_masks(ds: xr.Dataset, cell_specimen_ids: Iterable[Hashable] | None = None) -> xr.DataArray:
+    """Boolean ROI masks (``cell_specimen_id``, ``row``, ``column``), 1 where the ROI is.
+
+    Parameters
+    ----------
+    ds
+        A session Dataset.
+    cell_specimen_ids
+        Cells to return, in this order; all cells if None.
+
+    Returns
+    -------
+    xarray.DataArray
+        A lazy selection of ``ds.roi_mask``.
+
+    Raises
+    ------
+    MissingDataError
+        An id is not a cell of this session (the message says how many ids exist).
+    """
+    validate(ds, "roi_mask", purpose="roi_masks")
+    masks = ds["roi_mask"]
+    if cell_specimen_ids is None:
+        return masks
+    ids = np.atleast_1d(np.asarray(list(cell_specimen_ids) if not np.isscalar(cell_specimen_ids)
+                                    else [cell_specimen_ids]))
+    known = ds.indexes["cell_specimen_id"]
+    unknown = [i for i in ids.tolist() if i not in known]
+    if unknown:
+        msg = (
+            f"cell_specimen_id {unknown[:10]} not in this session, which has {known.size} "
+            f"cells (ds.cell_specimen_id); ROIs without a cell_specimen_id (-1) are selected "
+            "with ds.sel(cell_roi_id=...)"
+        )
+        raise MissingDataError(msg)
+    return masks.sel(cell_specimen_id=ids)

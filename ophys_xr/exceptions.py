@@ -1,0 +1,60 @@
+"""Exceptions raised by ophys_xr.
+
+Every error the package raises on purpose derives from :class:`OphysXrError`, so
+``except ophys_xr.OphysXrError`` catches all of them.  Each class also derives from
+the builtin exception that matches the problem (``FileNotFoundError``, ``ValueError``,
+``KeyError``), so code written against the builtins keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InvalidSessionFileError",
+    "MissingDataError",
+    "NotAnOphysSessionError",
+    "NotNwbFileError",
+    "OphysXrError",
+    "OptionError",
+    "SchemaError",
+    "SessionFileNotFoundError",
+    "UnsupportedLayoutError",
+]
+
+
+class OphysXrError(Exception):
+    """Base class of every error raised by ophys_xr."""
+
+
+class SessionFileNotFoundError(OphysXrError, FileNotFoundError):
+    """The session path does not exist."""
+
+
+class InvalidSessionFileError(OphysXrError, ValueError):
+    """The path exists but is not a readable session file (not HDF5, truncated, ...)."""
+
+
+class NotNwbFileError(InvalidSessionFileError):
+    """The file is HDF5 but not an NWB file."""
+
+
+class UnsupportedLayoutError(InvalidSessionFileError):
+    """An NWB file in a layout ophys_xr does not read (e.g. the 2019 AllenSDK layout)."""
+
+
+class NotAnOphysSessionError(InvalidSessionFileError):
+    """The file is HDF5/NWB but lacks what an ophys session needs."""
+
+
+class SchemaError(OphysXrError, ValueError):
+    """Data that does not match the session schema (dims, dtypes, lengths)."""
+
+
+class MissingDataError(OphysXrError, KeyError):
+    """A variable that a function needs is not in the Dataset."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class OptionError(OphysXrError, ValueError):
+    """An unknown or invalid option value (engine, format, parameter)."""

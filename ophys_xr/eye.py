@@ -1,0 +1,109 @@
+"""Eye tracking: blink detection and filtering (xarray layer over ``_compute``)."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import xarray as xr
+
+from ophys_xr import _compute
+from ophys_xr.exceptions import MissingDataError, OptionError
+from ophys_xr.variables import GROUPS, SPECS
+
+__all__ = ["BLINK_MASKED", "EYE_VARIABLES", "blink_filter"]
+
+#: Variables set to NaN at likely blinks (AllenSDK 2.14+ ``filter_on_blinks``).
+BLINK_MASKED = (
+    "eye_area", "pupil_area", "cr_area",
+    "eye_width", "eye_height", "eye_phi",
+    "pupil_width", "pupil_height", "pupil_phi",
+)
+#: The eye-tracking variables, in AllenSDK column order.
+EYE_VARIABLES = GROUPS["eye_tracking"]
+
+
+def _blink_kernel(eye_raw: np.ndarray, pupil_raw: np.ndarray, *, z: float, d: int) -> np.ndarray:
+    return _compute.blink_mask(eye_raw, pupil_raw, z_threshold=z, dilation_frames=d)
+
+
+def blink_filter(
+    ds: xr.Dataset,
+    *,
+    z_threshold: float = 3.0,
+    dilation_frames: int = 2,
+    merge: bool = False,
+) -> xr.Dataset:
+    """Recompute ``likely_blink`` and mask the eye-tracking variables at blinks.
+
+    As the AllenSDK's ``EyeTrackingTable.from_nwb``: z-scores of the raw eye and pupil
+    areas over the whole session, frames with any ``|z| > z_threshold`` or a missing
+    area are blinks, dilated by ``dilation_frames`` frames on each side.  Areas are
+    taken from the ``*_area_raw`` variables and set to NaN at blinks; eye and pupil
+    widths, heights and angles are set to NaN at blinks too.  Centres and the corneal
+    reflection's width, height and angle are not masked.
+
+    Parameters
+    ----------
+    ds
+        A session Dataset with eye tracking.
+    z_threshold
+        Outlier threshold on the z-scored areas (> 0).
+    dilation_frames
+        Frames added before and after each blink (>= 0).
+    merge
+        Return the whole session with the eye variables replaced (True) or only the
+        eye-tracking variables (False).
+
+    Returns
+    -------
+    xarray.Dataset
+        New object; lazy on dask input.  ``attrs`` record the parameters.
+
+    Raises
+    ------
+    MissingDataError
+        The session has no eye tracking.
+    OptionError
+        Invalid parameter values.
+    """
+    if not isinstance(z_threshold, numbers.Real) or not z_threshold > 0:
+        msg = f"z_threshold must be a positive number, got {z_threshold!r}"
+        raise OptionError(msg)
+    if isinstance(dilation_frames, bool) or not isinstance(dilation_frames, numbers.Integral) \
+            or dilation_frames < 0:
+        msg = f"dilation_frames must be an integer >= 0, got {dilation_frames!r}"
+        raise OptionError(msg)
+    if "eye_area_raw" not in ds or "pupil_area_raw" not in ds:
+        msg = (
+            "This session has no eye tracking (no NWB group acquisition/EyeTracking), so there "
+            "is nothing to blink-filter. Check ds.attrs['ophys_xr_missing']."
+        )
+        raise MissingDataError(msg)
+    blink = xr.apply_ufunc(
+        _blink_kernel,
+        ds["eye_area_raw"],
+        ds["pupil_area_raw"],
+        input_core_dims=[["eye_frame"], ["eye_frame"]],
+        output_core_dims=[["eye_frame"]],
+        dask="parallelized",
+        output_dtypes=[bool],
+        dask_gufunc_kwargs={"allow_rechunk": True},
+        kwargs={"z": float(z_threshold), "d": int(dilation_frames)},
+    )
+    blink.attrs = SPECS["likely_blink"].attrs()
+    out = ds.copy(deep=False)
+    out["likely_blink"] = blink
+    for part in ("cr", "eye", "pupil"):
+        out[f"{part}_area"] = ds[f"{part}_area_raw"].where(~blink)
+    for name in BLINK_MASKED:
+        if not name.endswith("_area"):
+            out[name] = ds[name].where(~blink)
+    for name in BLINK_MASKED + ("likely_blink",):
+        out[name].attrs = SPECS[name].attrs()
+    out.attrs["eye_tracking_z_threshold"] = float(z_threshold)
+    out.attrs["eye_tracking_dilation_frames"] = int(dilation_frames)
+    if merge:
+        return out
+    eye_vars = [n for n in EYE_VARIABLES if n in out.data_vars]
+    return out[eye_vars]

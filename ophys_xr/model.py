@@ -1,0 +1,261 @@
+"""The one place that builds a session Dataset.
+
+The NWB backend, the Zarr/netCDF reader and the test-data simulator all hand their
+arrays to :func:`create_session_dataset`, which looks every name up in the schema
+(:mod:`ophys_xr.variables`), checks dims and dtypes, stamps units and descriptions,
+completes the variables that the AllenSDK computes on read (filtered events, blink
+filtering, segmentation mask image) when they are not given, checks that the session
+attributes are netCDF-safe, and indexes ``cell_roi_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ophys_xr.exceptions import SchemaError
+from ophys_xr.variables import GROUPS, SPECS, dtype_ok
+
+__all__ = [
+    "DEFAULT_EVENTS_FILTER_N_TIME_STEPS",
+    "DEFAULT_EVENTS_FILTER_SCALE_SECONDS",
+    "METADATA_ATTRS",
+    "create_session_dataset",
+    "missing_variables",
+]
+
+#: AllenSDK 2.16 defaults of ``BehaviorOphysExperiment.from_nwb``.
+DEFAULT_EVENTS_FILTER_SCALE_SECONDS = 2.0 / 31.0
+DEFAULT_EVENTS_FILTER_N_TIME_STEPS = 20
+
+#: Session attributes: name -> (type, meaning).  The AllenSDK ``metadata`` keys come first.
+METADATA_ATTRS: dict[str, tuple[str, str]] = {
+    "equipment_name": ("str", "Rig name, e.g. CAM2P.5 or MESO.1"),
+    "sex": ("str", "Sex of the mouse"),
+    "age_in_days": ("int", "Age of the mouse in days"),
+    "stimulus_frame_rate": ("float", "Stimulus monitor frame rate, Hz"),
+    "session_type": ("str", "Session type, e.g. OPHYS_1_images_A"),
+    "date_of_acquisition": ("str", "ISO-8601 date and time of acquisition, with UTC offset"),
+    "reporter_line": ("str", "Reporter line"),
+    "cre_line": ("str", "Cre line (parsed from the genotype)"),
+    "behavior_session_uuid": ("str", "UUID of the behavior session"),
+    "driver_line": ("list of str", "Driver lines, sorted"),
+    "mouse_id": ("str", "LabTracks id of the mouse"),
+    "project_code": ("str", "Project code, e.g. VisualBehavior"),
+    "full_genotype": ("str", "Full genotype"),
+    "behavior_session_id": ("int", "Behavior session id"),
+    "indicator": ("str", "Calcium indicator (parsed from the reporter line)"),
+    "emission_lambda": ("float", "Emission wavelength, nm"),
+    "excitation_lambda": ("float", "Excitation wavelength, nm"),
+    "ophys_container_id": ("int", "Container id (2021 files: experiment_container_id)"),
+    "field_of_view_height": ("int", "Field of view height, pixels"),
+    "field_of_view_width": ("int", "Field of view width, pixels"),
+    "imaging_depth": ("int", "Imaging depth, µm"),
+    "targeted_imaging_depth": ("int", "Targeted imaging depth of the container, µm"),
+    "imaging_plane_group": ("int", "Mesoscope plane group (absent if not multiplane)"),
+    "imaging_plane_group_count": ("int", "Number of plane groups (0 if not multiplane)"),
+    "ophys_experiment_id": ("int", "Ophys experiment id"),
+    "ophys_frame_rate": ("float", "Imaging frame rate, Hz"),
+    "ophys_session_id": ("int", "Ophys session id"),
+    "targeted_structure": ("str", "Targeted brain structure, e.g. VISp"),
+    "task_parameters": ("str (JSON)", "The AllenSDK task_parameters dict, as JSON"),
+    "eye_tracking_rig_geometry": ("str (JSON)", "Eye-tracking rig geometry dict, as JSON"),
+    "stimulus_templates_image_set": ("str", "Name of the stimulus template image set"),
+    "pixel_spacing": ("list of float", "Pixel size (column, row) of the field of view"),
+    "pixel_spacing_unit": ("str", "Unit of pixel_spacing (mm)"),
+    "nwb_layout": ("str", "AllenSDK NWB file generation: '2023' or '2021'"),
+    "ophys_xr_missing": ("str", "Space-separated optional variables the source did not have"),
+    "events_filter_scale_seconds": ("float", "Scale of the half-normal filter of filtered_events"),
+    "events_filter_n_time_steps": ("int", "Length of the filter of filtered_events, frames"),
+    "eye_tracking_z_threshold": ("float", "z-score threshold used for likely_blink"),
+    "eye_tracking_dilation_frames": ("int", "Dilation (frames) used for likely_blink"),
+}
+
+_SAFE_SCALARS = (str, int, float, np.integer, np.floating)
+
+
+def _check_attr(key: str, value: object) -> object:
+    """Return a netCDF-safe version of ``value`` or raise SchemaError."""
+    if isinstance(value, bool | np.bool_):
+        msg = f"session attribute {key!r} is a bool ({value!r}); netCDF cannot store bools"
+        raise SchemaError(msg)
+    if isinstance(value, _SAFE_SCALARS):
+        return value
+    if isinstance(value, list | tuple | np.ndarray):
+        items = list(np.asarray(value).tolist()) if isinstance(value, np.ndarray) else list(value)
+        if items and all(isinstance(v, str) for v in items):
+            return items
+        if items and all(isinstance(v, int | float) and not isinstance(v, bool) for v in items):
+            return items
+    msg = (
+        f"session attribute {key!r} = {value!r} ({type(value).__name__}) is not netCDF-safe; "
+        "use str, int, float or a non-empty list of str or numbers (encode dicts as JSON)"
+    )
+    raise SchemaError(msg)
+
+
+def _as_variable(name: str, value: Any) -> xr.Variable:
+    spec = SPECS.get(name)
+    if spec is None:
+        msg = f"{name!r} is not a session variable; known variables: {sorted(SPECS)}"
+        raise SchemaError(msg)
+    if isinstance(value, xr.Variable | xr.DataArray):
+        var = value.variable if isinstance(value, xr.DataArray) else value
+        if var.dims != spec.dims:
+            msg = f"variable {name!r} has dims {var.dims}, the schema expects {spec.dims}"
+            raise SchemaError(msg)
+        data = var.data
+        encoding = dict(var.encoding)
+    else:
+        data = value
+        encoding = {}
+        if not hasattr(data, "ndim") or not hasattr(data, "dtype"):
+            data = np.asarray(data)
+        if data.ndim != len(spec.dims):
+            msg = (
+                f"variable {name!r} has {data.ndim} dimensions, the schema expects "
+                f"{len(spec.dims)} {spec.dims}"
+            )
+            raise SchemaError(msg)
+    dtype = np.dtype(data.dtype)
+    if spec.dtype == "O" and dtype.kind in "UT" and isinstance(data, np.ndarray):
+        data = data.astype(object)
+    elif not dtype_ok(spec, dtype):
+        target = np.dtype(spec.dtype) if spec.dtype not in ("O", "numeric") else None
+        if target is None or not np.can_cast(dtype, target, casting="same_kind"):
+            msg = f"variable {name!r} has dtype {dtype}, the schema expects {spec.dtype}"
+            raise SchemaError(msg)
+        data = data.astype(target)
+    return xr.Variable(spec.dims, data, attrs=spec.attrs(), encoding=encoding)
+
+
+def missing_variables(present: Mapping[str, object] | xr.Dataset) -> list[str]:
+    """Optional schema variables that are not in ``present``."""
+    names = set(present.variables) if isinstance(present, xr.Dataset) else set(present)
+    return [n for n, s in SPECS.items() if not s.required and n not in names]
+
+
+def create_session_dataset(
+    variables: Mapping[str, Any],
+    attrs: Mapping[str, Any],
+    *,
+    derive: bool = True,
+    eye_tracking_z_threshold: float = 3.0,
+    eye_tracking_dilation_frames: int = 2,
+    events_filter_scale_seconds: float = DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
+    events_filter_n_time_steps: int = DEFAULT_EVENTS_FILTER_N_TIME_STEPS,
+) -> xr.Dataset:
+    """Build the session Dataset from arrays named as in the schema.
+
+    Parameters
+    ----------
+    variables
+        Variable name -> array (numpy, dask, a lazily indexed backend array wrapped in an
+        ``xarray.Variable``, or an ``xarray.Variable``/``DataArray``).  Dims come from the
+        schema; every required variable must be present.
+    attrs
+        Session attributes (see :data:`METADATA_ATTRS`); ``None`` values are dropped.
+    derive
+        Complete the variables that the AllenSDK computes on read, when they are absent:
+        ``filtered_events`` from ``events``; ``likely_blink`` and the blink-masked eye
+        variables from the ``*_area_raw`` areas; ``segmentation_mask_image`` from
+        ``roi_mask``.  All stay lazy on dask input.
+    eye_tracking_z_threshold, eye_tracking_dilation_frames
+        Blink-detection parameters used when deriving ``likely_blink``.
+    events_filter_scale_seconds, events_filter_n_time_steps
+        Filter used when deriving ``filtered_events`` (scale in seconds, multiplied by
+        ``attrs['ophys_frame_rate']`` to give time steps).
+
+    Returns
+    -------
+    xarray.Dataset
+        The session Dataset.
+
+    Raises
+    ------
+    SchemaError
+        An unknown name, a required variable missing, wrong dims/dtype, inconsistent
+        dimension sizes, or an attribute that is not netCDF-safe.
+    """
+    required = [n for n, s in SPECS.items() if s.required and n not in variables]
+    derivable = {"filtered_events", "segmentation_mask_image"} if derive else set()
+    required = [n for n in required if n not in derivable]
+    if required:
+        msg = f"required session variables missing: {required}"
+        raise SchemaError(msg)
+    for group, names in GROUPS.items():
+        base = [n for n in names if n in variables]
+        if base and group == "stimulus_templates" and len(base) != len(names):
+            msg = f"stimulus templates need all of {list(names)}, got only {base}"
+            raise SchemaError(msg)
+
+    coords: dict[str, xr.Variable] = {}
+    data_vars: dict[str, xr.Variable] = {}
+    for name, value in variables.items():
+        var = _as_variable(name, value)
+        (coords if SPECS[name].role == "coord" else data_vars)[name] = var
+
+    clean_attrs = {k: _check_attr(k, v) for k, v in attrs.items() if v is not None}
+    try:
+        ds = xr.Dataset(data_vars, coords=coords, attrs=clean_attrs)
+    except ValueError as err:
+        msg = f"session variables have inconsistent dimension sizes: {err}"
+        raise SchemaError(msg) from err
+
+    if derive:
+        ds = _derive(
+            ds,
+            eye_tracking_z_threshold=eye_tracking_z_threshold,
+            eye_tracking_dilation_frames=eye_tracking_dilation_frames,
+            events_filter_scale_seconds=events_filter_scale_seconds,
+            events_filter_n_time_steps=events_filter_n_time_steps,
+        )
+    for name in ("row", "column"):
+        if "pixel_spacing" in ds.attrs:
+            spacing = ds.attrs["pixel_spacing"]
+            ds[name].attrs["spacing"] = float(spacing[1] if name == "row" else spacing[0])
+            ds[name].attrs["unit"] = ds.attrs.get("pixel_spacing_unit", "mm")
+    ds.attrs["ophys_xr_missing"] = " ".join(missing_variables(ds))
+    ds = ds[_ordered(ds)]
+    return ds.set_xindex("cell_roi_id")
+
+
+def _ordered(ds: xr.Dataset) -> list[str]:
+    """Data variables in schema order (so every reader gives the same order)."""
+    order = {n: i for i, n in enumerate(SPECS)}
+    return sorted(ds.data_vars, key=lambda n: order[str(n)])
+
+
+def _derive(
+    ds: xr.Dataset,
+    *,
+    eye_tracking_z_threshold: float,
+    eye_tracking_dilation_frames: int,
+    events_filter_scale_seconds: float,
+    events_filter_n_time_steps: int,
+) -> xr.Dataset:
+    from ophys_xr import cells, eye
+
+    if "events" in ds and "filtered_events" not in ds:
+        rate = float(ds.attrs["ophys_frame_rate"])
+        ds["filtered_events"] = cells.filter_events(
+            ds["events"],
+            scale_timesteps=events_filter_scale_seconds * rate,
+            n_time_steps=events_filter_n_time_steps,
+        )
+        ds["filtered_events"].attrs = SPECS["filtered_events"].attrs()
+        ds.attrs["events_filter_scale_seconds"] = float(events_filter_scale_seconds)
+        ds.attrs["events_filter_n_time_steps"] = int(events_filter_n_time_steps)
+    if "eye_area_raw" in ds and "likely_blink" not in ds:
+        ds = eye.blink_filter(
+            ds,
+            z_threshold=eye_tracking_z_threshold,
+            dilation_frames=eye_tracking_dilation_frames,
+            merge=True,
+        )
+    if "roi_mask" in ds and "segmentation_mask_image" not in ds:
+        ds["segmentation_mask_image"] = cells.segmentation_mask_image(ds["roi_mask"])
+    return ds

@@ -1,0 +1,98 @@
+"""Opening: laziness, pickling to dask.distributed workers, the xarray engine, chunks."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import xarray as xr
+from _dask import raise_if_dask_computes
+
+import ophys_xr
+from ophys_xr.backends._arrays import H5ArrayWrapper
+
+
+def test_open_and_select_compute_nothing(tiny_path) -> None:
+    with raise_if_dask_computes():
+        ds = ophys_xr.open_session(tiny_path)
+        sub = ds.sel(cell_specimen_id=ds.cell_specimen_id[:2]).isel(time=slice(100, 200))
+        sub = sub.sel(eye_frame=slice(10, 20))
+        _ = ds.ophys.blink_filter(z_threshold=2.0)
+        _ = ds.ophys.roi_masks([int(ds.cell_specimen_id[0])])
+    assert sub.dff.shape == (2, 100)
+    ds.close()
+
+
+def test_open_reads_no_large_array(tiny_path, monkeypatch) -> None:
+    def fail(self, key):
+        msg = f"read of {self.h5path} at open"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(H5ArrayWrapper, "_raw", fail)
+    with ophys_xr.open_session(tiny_path) as ds:
+        sub = ds.isel(time=slice(0, 5))
+        assert sub.dff.shape == (4, 5)
+
+
+def test_large_variables_are_dask(tiny_path) -> None:
+    with ophys_xr.open_session(tiny_path) as ds:
+        for name in ("dff", "events", "filtered_events", "roi_mask", "max_projection",
+                     "pupil_area", "likely_blink", "running_speed", "segmentation_mask_image"):
+            assert ds[name].chunks is not None, name
+        assert ds.dff.encoding["preferred_chunks"]["time"] >= 1
+
+
+def test_lazy_values_equal_eager(tiny_path) -> None:
+    with ophys_xr.open_session(tiny_path, chunks={"time": 500, "cell_specimen_id": 3}) as ds:
+        chunked = ds.filtered_events.compute()
+        reference = ophys_xr.filter_events(ds.events.compute(), scale_timesteps=2.0)
+        xr.testing.assert_allclose(chunked, reference, rtol=0, atol=1e-13)
+        np.testing.assert_array_equal(ds.dff[1:3, 7:900:3].values, ds.dff.values[1:3, 7:900:3])
+        np.testing.assert_array_equal(ds.dff[2, -5:].values, ds.dff.values[2, -5:])
+
+
+def test_pickle_open_dataset(tiny_path) -> None:
+    with ophys_xr.open_session(tiny_path) as ds:
+        restored = pickle.loads(pickle.dumps(ds))
+        xr.testing.assert_identical(restored.dff.compute(), ds.dff.compute())
+        restored.close()
+
+
+def test_xarray_engine(tiny_path) -> None:
+    with (
+        xr.open_dataset(tiny_path, engine="ophys", chunks={}) as a,
+        xr.open_dataset(tiny_path, engine="ophys") as lazy,
+        ophys_xr.open_session(tiny_path) as b,
+    ):
+        xr.testing.assert_identical(a, b)
+        assert a.dff.chunks is not None
+        xr.testing.assert_identical(lazy, b)
+    with xr.open_dataset(tiny_path, engine="ophys", exclude_invalid_rois=False) as c:
+        assert c.sizes["cell_specimen_id"] == 5
+
+
+def test_guess_can_open() -> None:
+    from ophys_xr.backends.nwb import OphysBackendEntrypoint
+
+    entry = OphysBackendEntrypoint()
+    assert entry.guess_can_open("x.nwb")
+    assert not entry.guess_can_open("x.nc")
+    assert not entry.guess_can_open(object())
+
+
+@pytest.mark.slow
+def test_distributed_local_cluster(tiny_path) -> None:
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                 dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+        ophys_xr.open_session(tiny_path, chunks={"time": 1000}) as ds,
+    ):
+        mean = ds.dff.mean("time")
+        blinks = ds.ophys.blink_filter(z_threshold=2.0).likely_blink.sum()
+        got_mean, got_blinks = client.compute([mean, blinks], sync=True)
+        expected = ds.dff.compute(scheduler="sync").mean("time")
+        xr.testing.assert_allclose(got_mean, expected)
+        assert int(got_blinks) > 0
