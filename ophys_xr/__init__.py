@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ophys_xr import accessors as _accessors  # noqa: F401  (registers ds.ophys)
+from ophys_xr.behavior import performance, reward_rate
 from ophys_xr.cells import filter_events, roi_masks, segmentation_mask_image
 from ophys_xr.exceptions import (
     InvalidSessionFileError,
@@ -16,7 +17,7 @@ from ophys_xr.exceptions import (
     UnsupportedLayoutError,
 )
 from ophys_xr.eye import blink_filter
-from ophys_xr.io import open_session
+from ophys_xr.io import open_session, to_netcdf, to_zarr
 from ophys_xr.model import create_session_dataset
 
 __version__ = "0.1.0"
@@ -36,6 +37,10 @@ __all__ = [
     "create_session_dataset",
     "filter_events",
     "open_session",
+    "performance",
+    "reward_rate",
     "roi_masks",
     "segmentation_mask_image",
+    "to_netcdf",
+    "to_zarr",
 ]

@@ -500,7 +500,10 @@ def response_latencies(
             f"got shape {counts.shape}"
         )
         raise ValueError(msg)
-    if counts.size and (counts.dtype.kind not in "iub" or counts.min() < 0):
+    integral = counts.dtype.kind in "iub" or (
+        counts.dtype.kind == "f" and bool(np.all(np.isfinite(counts) & (counts % 1 == 0)))
+    )
+    if not integral or (counts.size and counts.min() < 0):
         msg = "lick_counts must be non-negative integers"
         raise ValueError(msg)
     counts = counts.astype(np.int64)

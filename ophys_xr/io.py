@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import xarray as xr
 
 from ophys_xr.exceptions import OptionError
 
-__all__ = ["open_session"]
+__all__ = ["ANALYSIS_CHUNKS", "open_session", "to_netcdf", "to_zarr"]
 
 Engine = Literal["nwb", "zarr", "netcdf"]
 ENGINES: tuple[str, ...] = ("nwb", "zarr", "netcdf")
@@ -99,3 +99,172 @@ def open_session(
     return ds
 
 
+
+
+#: Dask chunks of the Zarr/netCDF layout: one cell's trace is a few chunks, and a block of
+#: time for all cells is a few chunks too (NWB traces are time-major and unchunked).
+ANALYSIS_CHUNKS: dict[str, int] = {
+    "cell_specimen_id": 16,
+    "time": 16384,
+    "row": -1,
+    "column": -1,
+    "eye_frame": -1,
+    "stimulus_frame": -1,
+    "template_image_name": 1,
+}
+_BACKEND_ENCODING = ("preferred_chunks", "chunks", "chunksizes", "source", "original_shape",
+                     "compressors", "compressor", "filters", "serializer", "zlib", "complevel",
+                     "shuffle", "fletcher32", "contiguous", "dtype", "_FillValue")
+
+
+def _prepared(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> xr.Dataset:
+    """A shallow copy with backend encoding dropped and analysis-friendly chunks."""
+    out = ds.copy(deep=False)
+    for var in out.variables.values():
+        var.encoding = {k: v for k, v in var.encoding.items() if k not in _BACKEND_ENCODING}
+    wanted = {d: c for d, c in {**ANALYSIS_CHUNKS, **dict(chunks or {})}.items() if d in out.dims}
+    sizes = {d: (out.sizes[d] if c == -1 else min(c, max(out.sizes[d], 1)))
+             for d, c in wanted.items()}
+    rechunked = {
+        name: var.chunk({d: sizes.get(d, -1) for d in var.dims})
+        for name, var in out.data_vars.items()
+        if var.chunks is not None
+    }
+    return out.assign(rechunked)
+
+
+def _sibling_temp(path: Path) -> Path:
+    import uuid
+
+    return path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
+
+
+def _finish(tmp: Path, path: Path, *, overwrite: bool) -> None:
+    """Move a complete temporary output into place (atomic rename)."""
+    import shutil
+
+    if path.exists():
+        if not overwrite:
+            msg = f"{str(path)!r} exists; pass overwrite=True to replace it"
+            raise FileExistsError(msg)
+        old = _sibling_temp(path)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+    else:
+        os.replace(tmp, path)
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        msg = f"{str(path)!r} exists; pass overwrite=True to replace it"
+        raise FileExistsError(msg)
+    if not path.parent.exists():
+        msg = f"the folder of {str(path)!r} does not exist; create it first"
+        raise FileNotFoundError(msg)
+
+
+def _run(delayed: Any, progress: bool) -> None:
+    if progress:
+        from tqdm.dask import TqdmCallback
+
+        with TqdmCallback(desc="writing", unit="chunk"):
+            delayed.compute()
+    else:
+        delayed.compute()
+
+
+def to_zarr(
+    ds: xr.Dataset,
+    store: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    chunks: Mapping[str, int] | None = None,
+    progress: bool = False,
+) -> Path:
+    """Save a session Dataset as a Zarr (format 3) store, atomically.
+
+    ``ds.to_zarr(store)`` works as it is; this function adds the chunk layout chosen for
+    analysis (:data:`ANALYSIS_CHUNKS`: one cell's trace and a block of time for all cells
+    are both cheap), writes to a temporary sibling and renames it at the end, so an
+    interrupted write never leaves a store that looks complete.  The caller's Dataset is
+    not modified.
+
+    Parameters
+    ----------
+    ds
+        A session Dataset.
+    store
+        Directory of the new store.
+    overwrite
+        Replace an existing store.
+    chunks
+        Chunk sizes overriding :data:`ANALYSIS_CHUNKS`.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    pathlib.Path
+        The store.
+    """
+    path = Path(os.fspath(store)).expanduser()
+    _check_target(path, overwrite)
+    tmp = _sibling_temp(path)
+    out = _prepared(ds, chunks)
+    try:
+        delayed = out.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False,
+                              compute=False)
+        _run(delayed, progress)
+        _finish(tmp, path, overwrite=overwrite)
+    finally:
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp)
+    return path
+
+
+def to_netcdf(
+    ds: xr.Dataset,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Save a session Dataset as a netCDF-4 file (h5netcdf), atomically.
+
+    ``ds.to_netcdf(path)`` works as it is; this function writes to a temporary sibling and
+    renames it at the end, so an interrupted write never leaves a complete-looking file.
+
+    Parameters
+    ----------
+    ds
+        A session Dataset.
+    path
+        The new file.
+    overwrite
+        Replace an existing file.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    pathlib.Path
+        The file.
+    """
+    target = Path(os.fspath(path)).expanduser()
+    _check_target(target, overwrite)
+    tmp = _sibling_temp(target)
+    out = _prepared(ds, None)
+    try:
+        delayed = out.to_netcdf(tmp, engine="h5netcdf", compute=False)
+        _run(delayed, progress)
+        _finish(tmp, target, overwrite=overwrite)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return target

@@ -121,7 +121,7 @@ def _as_variable(name: str, value: Any) -> xr.Variable:
             )
             raise SchemaError(msg)
     dtype = np.dtype(data.dtype)
-    if spec.dtype == "O" and dtype.kind in "UT" and isinstance(data, np.ndarray):
+    if spec.dtype == "O" and dtype.kind in "UT":
         data = data.astype(object)
     elif not dtype_ok(spec, dtype):
         target = np.dtype(spec.dtype) if spec.dtype not in ("O", "numeric") else None

@@ -40,16 +40,23 @@ def open_store_session(path: str | os.PathLike[str], *, engine: str) -> xr.Datas
         raise SessionFileNotFoundError(msg)
     try:
         if engine == "zarr":
-            raw = xr.open_zarr(p, chunks={}, consolidated=None)
+            raw = xr.open_zarr(p, chunks={}, consolidated=False)
+            plain = xr.open_zarr(p, chunks=None, consolidated=False)
         else:
             raw = xr.open_dataset(p, engine="h5netcdf", chunks={})
+            plain = xr.open_dataset(p, engine="h5netcdf", chunks=None)
     except (OSError, ValueError, KeyError) as err:
         msg = (
             f"Cannot open {str(p)!r} as a {engine} session store: {err}. Is it complete "
             "(an interrupted conversion leaves no store)? Convert the NWB file again."
         )
         raise InvalidSessionFileError(msg) from err
-    variables: dict[str, Any] = {name: var for name, var in raw.variables.items()}
+    # coordinates are small: read them directly (not through dask) so they can be indexed
+    variables: dict[str, Any] = {
+        name: plain.variables[name].load() if name in raw.coords else var
+        for name, var in raw.variables.items()
+    }
+    plain.close()
     attrs = dict(raw.attrs)
     attrs.pop("ophys_xr_missing", None)
     ds = create_session_dataset(variables, attrs, derive=False)

@@ -1,0 +1,85 @@
+"""Saving and reopening: Zarr and netCDF round trips, lazily, with plain xarray calls."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import xarray as xr
+from _dask import raise_if_dask_computes
+
+import ophys_xr
+
+
+@pytest.fixture(scope="module")
+def ds(tiny_path):
+    with ophys_xr.open_session(tiny_path, exclude_invalid_rois=False) as ds:
+        yield ds
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "netcdf"])
+def test_round_trip_identical(ds, tmp_path, fmt) -> None:
+    path = tmp_path / ("s.zarr" if fmt == "zarr" else "s.nc")
+    before = {name: dict(var.encoding) for name, var in ds.variables.items()}
+    getattr(ds.ophys, f"to_{fmt}")(path)
+    assert {name: dict(var.encoding) for name, var in ds.variables.items()} == before
+    with raise_if_dask_computes():
+        reopened = ophys_xr.open_session(path)
+    with reopened:
+        xr.testing.assert_identical(reopened, ds)
+        assert {n: v.dtype for n, v in reopened.variables.items()} == {
+            n: v.dtype for n, v in ds.variables.items()}
+        assert reopened.dff.chunks is not None
+        assert reopened.attrs == ds.attrs
+        # the accessor works the same on the reopened session
+        xr.testing.assert_identical(reopened.ophys.performance(), ds.ophys.performance())
+        xr.testing.assert_identical(reopened.ophys.blink_filter(z_threshold=2.0).compute(),
+                                    ds.ophys.blink_filter(z_threshold=2.0).compute())
+        assert reopened.sel(cell_roi_id=1080699977).cell_specimen_id == 1086658197
+
+
+def test_plain_xarray_calls(ds, tmp_path) -> None:
+    ds.to_netcdf(tmp_path / "plain.nc")
+    with warnings.catch_warnings():
+        # zarr warns that consolidated metadata is not in the v3 spec (xarray's default)
+        warnings.simplefilter("ignore", UserWarning)
+        ds.to_zarr(tmp_path / "plain.zarr")
+        with xr.open_zarr(tmp_path / "plain.zarr") as raw:
+            assert json.loads(raw.attrs["task_parameters"])["task"] == "change detection"
+    for name in ("plain.nc", "plain.zarr"):
+        with ophys_xr.open_session(tmp_path / name) as reopened:
+            xr.testing.assert_identical(reopened, ds)
+
+
+def test_zarr_layout_is_for_analysis(ds, tmp_path) -> None:
+    path = ophys_xr.to_zarr(ds, tmp_path / "s.zarr", chunks={"time": 1000})
+    with xr.open_zarr(path, consolidated=False) as raw:
+        assert raw.dff.encoding["chunks"] == (5, 1000)
+        assert raw.roi_mask.encoding["chunks"] == (5, 512, 452)
+
+
+def test_refuses_to_overwrite(ds, tmp_path) -> None:
+    path = ophys_xr.to_zarr(ds, tmp_path / "s.zarr")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        ophys_xr.to_zarr(ds, path)
+    ophys_xr.to_zarr(ds.isel(time=slice(0, 10)), path, overwrite=True)
+    with ophys_xr.open_session(path) as reopened:
+        assert reopened.sizes["time"] == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]
+
+
+def test_failed_write_leaves_nothing(ds, tmp_path, monkeypatch) -> None:
+    def boom(*args, **kwargs):
+        msg = "disk full"
+        raise OSError(msg)
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", boom)
+    with pytest.raises(OSError, match="disk full"):
+        ophys_xr.to_netcdf(ds, tmp_path / "s.nc")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reopen_missing_store(tmp_path) -> None:
+    with pytest.raises(ophys_xr.SessionFileNotFoundError):
+        ophys_xr.open_session(tmp_path / "nothing.zarr")
