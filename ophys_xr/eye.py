@@ -92,15 +92,16 @@ def blink_filter(
         kwargs={"z": float(z_threshold), "d": int(dilation_frames)},
     )
     blink.attrs = SPECS["likely_blink"].attrs()
-    out = ds.copy(deep=False)
-    out["likely_blink"] = blink
+    not_blink = ~blink
+    updates: dict[str, xr.DataArray] = {"likely_blink": blink}
     for part in ("cr", "eye", "pupil"):
-        out[f"{part}_area"] = ds[f"{part}_area_raw"].where(~blink)
+        updates[f"{part}_area"] = ds[f"{part}_area_raw"].where(not_blink)
     for name in BLINK_MASKED:
         if not name.endswith("_area"):
-            out[name] = ds[name].where(~blink)
-    for name in BLINK_MASKED + ("likely_blink",):
-        out[name].attrs = SPECS[name].attrs()
+            updates[name] = ds[name].where(not_blink)
+    for name, value in updates.items():
+        value.attrs = SPECS[name].attrs()
+    out = ds.assign(updates)
     out.attrs["eye_tracking_z_threshold"] = float(z_threshold)
     out.attrs["eye_tracking_dilation_frames"] = int(dilation_frames)
     if merge:

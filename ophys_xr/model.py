@@ -180,6 +180,10 @@ def create_session_dataset(
         An unknown name, a required variable missing, wrong dims/dtype, inconsistent
         dimension sizes, or an attribute that is not netCDF-safe.
     """
+    unknown = [n for n in variables if n not in SPECS]
+    if unknown:
+        msg = f"{unknown} are not session variables; known variables: {sorted(SPECS)}"
+        raise SchemaError(msg)
     required = [n for n, s in SPECS.items() if s.required and n not in variables]
     derivable = {"filtered_events", "segmentation_mask_image"} if derive else set()
     required = [n for n in required if n not in derivable]

@@ -382,10 +382,10 @@ def validate(ds: object, names: Iterable[str] | str, *, purpose: str = "") -> No
         names = [names]
     for name in names:
         if name not in ds.variables:
-            missing = ds.attrs.get("ophys_xr_missing", [])
+            missing = str(ds.attrs.get("ophys_xr_missing", "")).split()
             why = (
                 " The source file has no such data (see ds.attrs['ophys_xr_missing'])."
-                if name in list(missing)
+                if name in missing
                 else ""
             )
             spec = SPECS.get(name)
