@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ophys_xr import accessors as _accessors  # noqa: F401  (registers ds.ophys)
+from ophys_xr import datasets
 from ophys_xr.behavior import performance, reward_rate
 from ophys_xr.cells import filter_events, roi_masks, segmentation_mask_image
 from ophys_xr.exceptions import (
@@ -19,6 +20,7 @@ from ophys_xr.exceptions import (
 from ophys_xr.eye import blink_filter
 from ophys_xr.io import open_session, to_netcdf, to_zarr
 from ophys_xr.model import create_session_dataset
+from ophys_xr.sessions import catalog, combine_by_cell, map_sessions, open_sessions
 
 __version__ = "0.1.0"
 
@@ -34,9 +36,14 @@ __all__ = [
     "UnsupportedLayoutError",
     "__version__",
     "blink_filter",
+    "catalog",
+    "combine_by_cell",
     "create_session_dataset",
+    "datasets",
     "filter_events",
+    "map_sessions",
     "open_session",
+    "open_sessions",
     "performance",
     "reward_rate",
     "roi_masks",

@@ -40,8 +40,9 @@ def open_session(
     Parameters
     ----------
     source
-        Path of an AllenSDK ``behavior_ophys_experiment_*.nwb`` file (2021 or 2023
-        layout), or of a Zarr store / netCDF file written from a session Dataset.
+        Path or URL (``https://``, ``s3://``; read lazily with range requests) of an
+        AllenSDK ``behavior_ophys_experiment_*.nwb`` file (2021 or 2023 layout), or the path
+        of a Zarr store / netCDF file written from a session Dataset.
     chunks
         Dask chunk sizes by dimension, e.g. ``{"time": 10_000}``.  Default: chunks that
         match the file's storage (all cells × a block of frames for traces).
@@ -69,9 +70,12 @@ def open_session(
     >>> ds = ophys_xr.open_session("behavior_ophys_experiment_123.nwb")  # doctest: +SKIP
     >>> ds.dff.sel(cell_specimen_id=1086616542).mean("time")  # doctest: +SKIP
     """
-    path = Path(os.fspath(source)).expanduser()
+    from ophys_xr.backends.nwb import is_url
+
+    remote = is_url(source)
+    path = Path(os.fspath(source)).expanduser() if not remote else Path(str(source))
     if engine is None:
-        engine = _guess_engine(path)  # type: ignore[assignment]
+        engine = "nwb" if remote else _guess_engine(path)  # type: ignore[assignment]
     if engine not in ENGINES:
         msg = f"unknown engine {engine!r}; choose one of {list(ENGINES)} (or None to guess)"
         raise OptionError(msg)
@@ -79,7 +83,7 @@ def open_session(
         from ophys_xr.backends.nwb import open_nwb_session
 
         ds = open_nwb_session(
-            path,
+            str(source) if remote else path,
             exclude_invalid_rois=exclude_invalid_rois,
             eye_tracking_z_threshold=eye_tracking_z_threshold,
             eye_tracking_dilation_frames=eye_tracking_dilation_frames,

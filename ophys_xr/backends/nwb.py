@@ -55,6 +55,43 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 # opening and checking the file
 
 
+def is_url(source: object) -> bool:
+    """Whether ``source`` is a URL (``https://``, ``s3://``, ...) rather than a local path."""
+    return isinstance(source, str) and "://" in source and not source.startswith("file://")
+
+
+#: Block size of remote reads: HDF5 metadata is scattered, so blocks stay small.
+REMOTE_BLOCK_SIZE = 512 * 2**10
+
+
+def _remote_file(url: str, block_size: int = REMOTE_BLOCK_SIZE) -> Any:
+    import fsspec
+
+    fs, fs_path = fsspec.core.url_to_fs(url)
+    return fs.open(fs_path, "rb", block_size=block_size, cache_type="blockcache")
+
+
+def _h5py_remote(url: str, mode: str = "r") -> Any:
+    import h5py
+
+    return h5py.File(_remote_file(url), mode)
+
+
+def _check_url(url: str) -> None:
+    try:
+        with _remote_file(url, block_size=2**10) as fobj:
+            head = fobj.read(8)
+    except FileNotFoundError as err:
+        msg = f"No such session file: {url!r} (the server answered 'not found'). Check the URL."
+        raise SessionFileNotFoundError(msg) from err
+    except (OSError, ValueError) as err:
+        msg = f"Cannot read {url!r}: {err}. Check the URL and your network."
+        raise InvalidSessionFileError(msg) from err
+    if head != _HDF5_MAGIC:
+        msg = f"{url!r} is not an HDF5/NWB file (it does not start with the HDF5 signature)."
+        raise InvalidSessionFileError(msg)
+
+
 def _check_path(path: Path) -> None:
     if not path.exists():
         msg = f"No such session file: {str(path)!r}. Check the path (cwd: {os.getcwd()!r})."
@@ -159,14 +196,18 @@ def _chunk_len(row_bytes: int, n: int) -> int:
 class _Reader:
     """Reads one file: small things eagerly, large ones as lazy variables."""
 
-    def __init__(self, path: Path, f: Any, layout: str, *, lock: Any) -> None:
+    def __init__(self, path: Path | str, f: Any, layout: str, *, lock: Any) -> None:
         self.path = path
         self.f = f
         self.layout = layout
         self.lock = lock
-        self.manager = open_manager(_h5py_file, str(path))
-        stat = path.stat()
-        self.token = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        if isinstance(path, str):
+            self.manager = open_manager(_h5py_remote, path)
+            self.token: tuple[Any, ...] = (path, f.id.get_filesize())
+        else:
+            self.manager = open_manager(_h5py_file, str(path))
+            stat = path.stat()
+            self.token = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
     def wrapper(self, h5path: str, dtype: Any, **kwargs: Any) -> H5ArrayWrapper:
         dset = self.f[h5path]
@@ -709,7 +750,9 @@ def open_nwb_session(
     Parameters
     ----------
     path
-        Local path of a ``behavior_ophys_experiment_*.nwb`` file (2021 or 2023 layout).
+        Local path or URL (``https://``, ``s3://`` through fsspec) of a
+        ``behavior_ophys_experiment_*.nwb`` file (2021 or 2023 layout).  Remote files are
+        read lazily with range requests, touching only the bytes needed.
     exclude_invalid_rois
         Keep only ROIs with ``valid_roi`` True (the AllenSDK default).
     eye_tracking_z_threshold, eye_tracking_dilation_frames
@@ -723,9 +766,14 @@ def open_nwb_session(
     xarray.Dataset
         Dask-backed session Dataset; the file is opened read-only.
     """
-    p = Path(os.fspath(path)).expanduser()
-    _check_path(p)
-    f = _open_h5(p)
+    if is_url(path):
+        p: Path | str = str(path)
+        _check_url(p)
+        f = _h5py_remote(p)
+    else:
+        p = Path(os.fspath(path)).expanduser()
+        _check_path(p)
+        f = _open_h5(p)
     try:
         layout = detect_layout(f, str(p))
         r = _Reader(p, f, layout, lock=lock or HDF5_LOCK)

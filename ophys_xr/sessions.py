@@ -1,0 +1,424 @@
+"""Many sessions: a metadata catalog, parallel opening, and per-session computation on dask.
+
+``catalog`` reads metadata only; ``open_sessions`` returns a ``DataTree`` with one lazy
+node per experiment; ``map_sessions`` runs a function on every session on the current
+dask scheduler (a ``dask.distributed`` Client when one is active, so the same code runs on
+a laptop's LocalCluster or a cluster's workers) and combines the results along
+``ophys_experiment_id``, lining cells up by ``cell_specimen_id``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ophys_xr.exceptions import OphysXrError, OptionError
+
+__all__ = [
+    "CATALOG_COLUMNS",
+    "SessionMapResult",
+    "catalog",
+    "combine_by_cell",
+    "map_sessions",
+    "open_sessions",
+    "read_session_metadata",
+]
+
+Source = str | os.PathLike[str]
+
+#: Columns of :func:`catalog`, in order.
+CATALOG_COLUMNS = (
+    "ophys_experiment_id", "ophys_session_id", "behavior_session_id", "ophys_container_id",
+    "mouse_id", "cre_line", "reporter_line", "session_type", "session_number",
+    "experience_level", "imaging_depth", "targeted_structure", "equipment_name",
+    "date_of_acquisition", "project_code", "n_valid_cells", "n_cells", "duration_s",
+    "nwb_layout", "path", "error",
+)
+
+
+def _session_number(session_type: str | None) -> float:
+    match = re.match(r"OPHYS_(\d+)", session_type or "")
+    return float(match.group(1)) if match else np.nan
+
+
+def _experience_level(session_type: str | None) -> str | None:
+    """Familiar / Novel 1 / Novel >1, inferred from the session number as in the VBO tables.
+
+    Session types OPHYS_1-3 show the familiar (training) images, OPHYS_4 is the first
+    session with novel images and OPHYS_5-6 repeat them.  A re-taken session 4 would be
+    "Novel >1" in the Allen tables; that needs the mouse's history, which one file lacks.
+    """
+    number = _session_number(session_type)
+    if np.isnan(number):
+        return None
+    if number <= 3:
+        return "Familiar"
+    return "Novel 1" if number == 4 else "Novel >1"
+
+
+def read_session_metadata(source: Source) -> dict[str, Any]:
+    """The catalog row of one session file, from metadata only (no traces are read).
+
+    Parameters
+    ----------
+    source
+        An NWB file, or a Zarr store / netCDF file written by ophys_xr.
+
+    Returns
+    -------
+    dict
+        The keys of :data:`CATALOG_COLUMNS` (``error`` is None).
+    """
+    from ophys_xr.io import open_session
+
+    path = Path(os.fspath(source)).expanduser()
+    if path.suffix.lower() == ".nwb" or (path.is_file() and path.suffix.lower() != ".nc"):
+        meta = _nwb_metadata(path)
+    else:
+        with open_session(path) as ds:
+            time = ds["time"].values
+            meta = dict(ds.attrs)
+            meta["n_cells"] = int(ds.sizes["cell_specimen_id"])
+            meta["n_valid_cells"] = int(ds["valid_roi"].values.sum())
+            meta["duration_s"] = float(time[-1] - time[0]) if time.size else 0.0
+    row = {key: meta.get(key) for key in CATALOG_COLUMNS}
+    row["session_number"] = _session_number(meta.get("session_type"))
+    row["experience_level"] = _experience_level(meta.get("session_type"))
+    row["path"] = str(path)
+    row["error"] = None
+    return row
+
+
+def _nwb_metadata(path: Path) -> dict[str, Any]:
+    from ophys_xr.backends import nwb
+
+    nwb._check_path(path)
+    f = nwb._open_h5(path)
+    try:
+        layout = nwb.detect_layout(f, str(path))
+        meta = nwb._metadata(f, layout)
+        valid = f[f"{nwb.SEG}/valid_roi"][()]
+        meta["n_cells"] = int(valid.size)
+        meta["n_valid_cells"] = int(valid.sum())
+        ts = f[f"{nwb.OPHYS}/dff/traces/timestamps"]
+        meta["duration_s"] = float(ts[-1] - ts[0]) if ts.shape[0] else 0.0
+    except KeyError as err:
+        msg = f"{str(path)!r} lacks an item every AllenSDK ophys NWB file has ({err})"
+        raise OphysXrError(msg) from err
+    finally:
+        f.close()
+    return meta
+
+
+def _expand(sources: Source | Iterable[Source]) -> list[Path]:
+    """Session paths: the sources themselves, or the session files in a directory."""
+    if not isinstance(sources, str | os.PathLike):
+        return [Path(os.fspath(s)).expanduser() for s in sources]
+    root = Path(os.fspath(sources)).expanduser()
+    if not root.is_dir() or root.suffix.lower() == ".zarr":
+        return [root]
+    found: list[Path] = []
+    for folder, subdirs, files in os.walk(root):
+        stores = [d for d in subdirs if d.lower().endswith(".zarr")]
+        found += [Path(folder, d) for d in stores]
+        subdirs[:] = [d for d in subdirs if d not in stores]  # do not descend into stores
+        found += [Path(folder, f) for f in files if Path(f).suffix.lower() in (".nwb", ".nc")]
+    return sorted(found)
+
+
+def catalog(
+    paths_or_directory: Source | Iterable[Source],
+    *,
+    parallel: bool = True,
+    max_workers: int | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """One row per session file with the metadata users filter on, from metadata only.
+
+    Parameters
+    ----------
+    paths_or_directory
+        Session files (NWB, Zarr, netCDF) or a directory searched recursively for them.
+    parallel
+        Read the files in a thread pool.
+    max_workers
+        Threads (default: ``min(8, 2 * cpu_count)``).
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`CATALOG_COLUMNS`.  A file that cannot be read keeps its row with
+        ``path`` and ``error`` (the reason) filled and the rest missing; it does not stop
+        the others.
+    """
+    paths = _expand(paths_or_directory)
+
+    def one(path: Path) -> dict[str, Any]:
+        try:
+            return read_session_metadata(path)
+        except (OphysXrError, OSError, ValueError) as err:
+            return {"path": str(path), "error": f"{type(err).__name__}: {err}"}
+
+    workers = max_workers or min(8, 2 * (os.cpu_count() or 1))
+    if parallel and len(paths) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            iterator = pool.map(one, paths)
+            rows = list(_progress(iterator, len(paths), progress, "catalog"))
+    else:
+        rows = list(_progress(map(one, paths), len(paths), progress, "catalog"))
+    table = pd.DataFrame(rows, columns=list(CATALOG_COLUMNS))
+    for col in ("ophys_experiment_id", "ophys_session_id", "behavior_session_id",
+                "ophys_container_id", "imaging_depth", "n_valid_cells", "n_cells"):
+        table[col] = table[col].astype("Int64")
+    return table
+
+
+def _progress(iterator: Iterable[Any], total: int, enabled: bool, desc: str) -> Iterable[Any]:
+    if not enabled:
+        return iterator
+    from tqdm.auto import tqdm
+
+    return tqdm(iterator, total=total, desc=desc, unit="session")
+
+
+def open_sessions(
+    sources: Source | Iterable[Source],
+    *,
+    parallel: bool = True,
+    preprocess: Callable[[xr.Dataset], xr.Dataset] | None = None,
+    exclude_invalid_rois: bool = True,
+) -> xr.DataTree:
+    """Open many sessions lazily, one ``DataTree`` node per experiment.
+
+    Parameters
+    ----------
+    sources
+        Session files or a directory of them.
+    parallel
+        Open the files in a thread pool.
+    preprocess
+        Applied to each session Dataset after opening (as in ``xr.open_mfdataset``).
+    exclude_invalid_rois
+        As in :func:`ophys_xr.open_session`.
+
+    Returns
+    -------
+    xarray.DataTree
+        Children named by ``ophys_experiment_id``; every node is lazy.  Sessions keep
+        their own cells and clocks (nothing is concatenated).
+
+    Raises
+    ------
+    OphysXrError
+        A session cannot be opened (the error names the file); or two files hold the
+        same experiment.
+    """
+    from ophys_xr.io import open_session
+
+    paths = _expand(sources)
+
+    def one(path: Path) -> xr.Dataset:
+        ds = open_session(path, exclude_invalid_rois=exclude_invalid_rois)
+        return preprocess(ds) if preprocess is not None else ds
+
+    if parallel and len(paths) > 1:
+        with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
+            datasets = list(pool.map(one, paths))
+    else:
+        datasets = [one(p) for p in paths]
+    nodes: dict[str, xr.Dataset] = {}
+    for path, ds in zip(paths, datasets, strict=True):
+        key = str(ds.attrs["ophys_experiment_id"])
+        if key in nodes:
+            msg = (
+                f"experiment {key} is in two files: {nodes[key].encoding.get('source')!r} and "
+                f"{str(path)!r}; pass each experiment once"
+            )
+            raise OptionError(msg)
+        nodes[key] = ds
+    tree = xr.DataTree.from_dict(nodes)
+    closers = [ds.close for ds in datasets]
+    tree.set_close(lambda: [close() for close in closers])
+    return tree
+
+
+@dataclass
+class SessionMapResult:
+    """What :func:`map_sessions` returns.
+
+    Attributes
+    ----------
+    results
+        ``ophys_experiment_id`` (or the path when the id is unknown) -> the function's
+        result, for the sessions that succeeded.
+    errors
+        One row per failed session: ``source``, ``ophys_experiment_id`` (if known),
+        ``error``, ``traceback``.
+    combined
+        The results combined along ``ophys_experiment_id`` (outer join on
+        ``cell_specimen_id``) when they are xarray objects and ``combine`` was True.
+    """
+
+    results: dict[Any, Any]
+    errors: pd.DataFrame
+    combined: xr.Dataset | None = None
+    sources: list[str] = field(default_factory=list)
+
+
+def _run_one(func: Callable[[xr.Dataset], Any], source: str, open_kwargs: dict[str, Any]) -> Any:
+    """Open one session, apply ``func``, compute, close (runs on a worker)."""
+    import dask
+
+    from ophys_xr.io import open_session
+
+    experiment = None
+    try:
+        # compute inside the task with the local threaded scheduler: a worker holds only
+        # this session's chunks, and no nested graph is sent back to the scheduler
+        with dask.config.set(scheduler="threads"), open_session(source, **open_kwargs) as ds:
+            experiment = ds.attrs.get("ophys_experiment_id")
+            result = func(ds)
+            if hasattr(result, "compute"):
+                result = result.compute()
+        return ("ok", source, experiment, result)
+    except Exception as err:  # noqa: BLE001 - reported per session, never swallowed
+        return ("error", source, experiment, f"{type(err).__name__}: {err}",
+                traceback.format_exc())
+
+
+def map_sessions(
+    func: Callable[[xr.Dataset], Any],
+    sources: Source | Iterable[Source],
+    *,
+    client: Any = None,
+    combine: bool = True,
+    exclude_invalid_rois: bool = True,
+    progress: bool = False,
+) -> SessionMapResult:
+    """Run ``func(ds)`` on every session in parallel and gather the results.
+
+    Each session is opened where it is computed (a dask.distributed worker, or a thread of
+    the local scheduler), so only paths travel and a worker holds one session at a time.
+
+    Parameters
+    ----------
+    func
+        Takes a session Dataset, returns something small (e.g. per-cell mean ΔF/F per
+        image as a ``DataArray``); lazy results are computed on the worker.  Must be
+        picklable for distributed workers (a module-level function).
+    sources
+        Session files or a directory of them.
+    client
+        A ``dask.distributed.Client``; default: the current one if any, else dask's local
+        scheduler (threads).
+    combine
+        Combine xarray results along a new ``ophys_experiment_id`` dimension, aligning
+        cells by ``cell_specimen_id`` (outer join).
+    exclude_invalid_rois
+        As in :func:`ophys_xr.open_session`.
+    progress
+        Show a progress bar (local scheduler) or the distributed progress.
+
+    Returns
+    -------
+    SessionMapResult
+        Per-session results, the failed sessions with their errors, and the combined
+        object.  One failing session does not lose the others.
+    """
+    import dask
+
+    paths = [str(p) for p in _expand(sources)]
+    open_kwargs = {"exclude_invalid_rois": exclude_invalid_rois}
+    if client is None:
+        try:
+            from distributed import default_client
+
+            client = default_client()
+        except (ImportError, ValueError):
+            client = None
+    if client is not None:
+        futures = client.map(_run_one, [func] * len(paths), paths, [open_kwargs] * len(paths),
+                             pure=False)
+        if progress:
+            from distributed import progress as dist_progress
+
+            dist_progress(futures)
+        outputs = client.gather(futures)
+    else:
+        tasks = [dask.delayed(_run_one, pure=False)(func, p, open_kwargs) for p in paths]
+        if progress:
+            from tqdm.dask import TqdmCallback
+
+            with TqdmCallback(desc="sessions"):
+                outputs = dask.compute(*tasks, scheduler="threads")
+        else:
+            outputs = dask.compute(*tasks, scheduler="threads")
+    results: dict[Any, Any] = {}
+    errors = []
+    for out in outputs:
+        if out[0] == "ok":
+            _, source, experiment, value = out
+            results[experiment if experiment is not None else source] = value
+        else:
+            _, source, experiment, message, tb = out
+            errors.append({"source": source, "ophys_experiment_id": experiment,
+                           "error": message, "traceback": tb})
+    error_table = pd.DataFrame(errors, columns=["source", "ophys_experiment_id", "error",
+                                                "traceback"])
+    combined = None
+    if combine and results and all(isinstance(v, xr.DataArray | xr.Dataset)
+                                   for v in results.values()):
+        combined = combine_by_cell(results)
+    return SessionMapResult(results=results, errors=error_table, combined=combined,
+                            sources=paths)
+
+
+def combine_by_cell(objects: dict[Any, xr.DataArray | xr.Dataset]) -> xr.Dataset:
+    """Concatenate per-session results along ``ophys_experiment_id``, cells aligned.
+
+    Cells are matched by ``cell_specimen_id`` (the cross-session identity) with an outer
+    join, so a cell imaged in several sessions lines up and a cell missing from a session is
+    NaN there.  ROIs without a cell_specimen_id (-1) cannot be matched and are dropped.
+
+    Parameters
+    ----------
+    objects
+        ``ophys_experiment_id`` -> DataArray or Dataset.
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    keys: Sequence[Any] = list(objects)
+    prepared = []
+    for key in keys:
+        obj = objects[key]
+        if isinstance(obj, xr.DataArray):
+            obj = obj.to_dataset(name=obj.name or "result")
+        if "cell_specimen_id" in obj.dims:
+            obj = obj.sel(cell_specimen_id=obj["cell_specimen_id"] != -1)
+            drop = [c for c in obj.coords if c != "cell_specimen_id"
+                    and "cell_specimen_id" in obj[c].dims]
+            obj = obj.drop_vars(drop)
+        prepared.append(obj)
+    return xr.concat(
+        prepared,
+        dim=pd.Index(np.asarray(keys), name="ophys_experiment_id"),
+        join="outer",
+        coords="different",
+        compat="equals",
+        data_vars="all",
+        combine_attrs="drop_conflicts",
+    )

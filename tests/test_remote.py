@@ -1,0 +1,63 @@
+"""Remote files over HTTP range requests, and the download cache (local server only)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import xarray as xr
+from _http import serve
+
+import ophys_xr
+from ophys_xr import datasets
+
+
+def test_experiment_url() -> None:
+    url = datasets.experiment_url(882001003)
+    assert url.endswith("/behavior_ophys_experiments/behavior_ophys_experiment_882001003.nwb")
+    assert url.startswith("https://visual-behavior-ophys-data.s3-us-west-2.amazonaws.com/")
+    with pytest.raises(ophys_xr.OptionError):
+        datasets.experiment_url(-3)
+
+
+def test_open_over_http(tiny_path) -> None:
+    with serve(tiny_path.parent) as server:
+        url = f"{server.url}/{tiny_path.name}"
+        with ophys_xr.open_session(url) as remote, ophys_xr.open_session(tiny_path) as local:
+            opened = server.bytes_sent
+            assert opened < tiny_path.stat().st_size
+            xr.testing.assert_identical(remote, local)
+
+
+def test_open_missing_url(tiny_path) -> None:
+    with serve(tiny_path.parent) as server, pytest.raises(ophys_xr.SessionFileNotFoundError):
+        ophys_xr.open_session(f"{server.url}/nothing.nwb")
+
+
+def test_fetch_with_checksum_and_resume(tiny_path, tmp_path) -> None:
+    expected = hashlib.sha256(tiny_path.read_bytes()).hexdigest()
+    with serve(tiny_path.parent) as server:
+        url = f"{server.url}/{tiny_path.name}"
+        server.stop_after = tiny_path.stat().st_size // 2  # drop the first connection midway
+        path = datasets.fetch(url, tmp_path / "x.nwb", known_hash=f"sha256:{expected}",
+                              progress=False)
+        assert path.read_bytes() == tiny_path.read_bytes()
+        assert (tmp_path / "x.nwb.sha256").read_text().strip() == expected
+        assert not (tmp_path / "x.nwb.part").exists()
+        sent = server.bytes_sent
+        assert sent < 1.6 * tiny_path.stat().st_size  # resumed, not restarted
+        datasets.fetch(url, path, known_hash=expected, progress=False)  # cached
+        assert server.bytes_sent == sent
+
+
+def test_fetch_bad_checksum(tiny_path, tmp_path) -> None:
+    with serve(tiny_path.parent) as server:
+        url = f"{server.url}/{tiny_path.name}"
+        with pytest.raises(datasets.DownloadError, match="expected 0000"):
+            datasets.fetch(url, tmp_path / "x.nwb", known_hash="0" * 64, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fetch_experiment_404(tmp_path, tiny_path) -> None:
+    with serve(tiny_path.parent) as server, pytest.raises(datasets.DownloadError, match="404"):
+        datasets.fetch_experiment(1, directory=tmp_path, base_url=server.url, progress=False)

@@ -1,0 +1,122 @@
+"""Many sessions: catalog, open_sessions, map_sessions (threads and dask.distributed)."""
+
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import xarray as xr
+
+import ophys_xr
+from ophys_xr.sessions import CATALOG_COLUMNS, catalog, map_sessions, open_sessions
+
+
+@pytest.fixture(scope="module")
+def folder(tiny_path, tmp_path_factory):
+    """Three copies of tiny.nwb as three experiments, one with an unmatched cell, one bad."""
+    root = tmp_path_factory.mktemp("sessions")
+    for i in range(3):
+        path = root / f"behavior_ophys_experiment_{882001003 + i}.nwb"
+        shutil.copyfile(tiny_path, path)
+        with h5py.File(path, "r+") as f:
+            del f["identifier"]
+            f["identifier"] = str(882001003 + i)
+            if i == 2:
+                f["processing/ophys/image_segmentation/cell_specimen_table/cell_specimen_id"][0] = -1
+    (root / "broken.nwb").write_bytes(b"not hdf5")
+    return root
+
+
+def mean_dff(ds: xr.Dataset) -> xr.DataArray:
+    return ds.dff.mean("time")
+
+
+def failing(ds: xr.Dataset) -> xr.DataArray:
+    if ds.attrs["ophys_experiment_id"] == 882001004:
+        msg = "boom"
+        raise RuntimeError(msg)
+    return ds.dff.mean("time")
+
+
+def test_catalog(folder) -> None:
+    table = catalog(folder)
+    assert list(table.columns) == list(CATALOG_COLUMNS)
+    assert len(table) == 4
+    bad = table[table.error.notna()]
+    assert len(bad) == 1
+    assert bad.path.iloc[0].endswith("broken.nwb")
+    assert "InvalidSessionFileError" in bad.error.iloc[0]
+    good = table[table.error.isna()].set_index("ophys_experiment_id")
+    assert sorted(good.index) == [882001003, 882001004, 882001005]
+    row = good.loc[882001003]
+    assert row.cre_line == "Slc17a7-IRES2-Cre"
+    assert row.session_number == 1
+    assert row.experience_level == "Familiar"
+    assert row.n_valid_cells == 4
+    assert row.n_cells == 5
+    assert row.duration_s == pytest.approx(124.92, abs=0.01)
+    assert row.imaging_depth == 175
+
+
+def test_catalog_of_zarr(folder, tmp_path) -> None:
+    with ophys_xr.open_session(folder / "behavior_ophys_experiment_882001003.nwb") as ds:
+        ophys_xr.to_zarr(ds, tmp_path / "a.zarr")
+    table = catalog([tmp_path / "a.zarr"])
+    assert table.ophys_experiment_id.tolist() == [882001003]
+    assert table.n_valid_cells.tolist() == [4]
+
+
+def test_open_sessions(folder) -> None:
+    paths = sorted(folder.glob("behavior_*.nwb"))
+    with open_sessions(paths) as tree:
+        assert sorted(tree.children) == ["882001003", "882001004", "882001005"]
+        node = tree["882001004"].to_dataset()
+        assert node.dff.chunks is not None
+        with ophys_xr.open_session(paths[1]) as ds:
+            xr.testing.assert_identical(node, ds)
+
+
+def test_open_sessions_duplicate(folder) -> None:
+    path = folder / "behavior_ophys_experiment_882001003.nwb"
+    with pytest.raises(ophys_xr.OptionError, match="in two files"):
+        open_sessions([path, path])
+
+
+def test_map_sessions_threads(folder) -> None:
+    result = map_sessions(mean_dff, folder)
+    assert sorted(result.results) == [882001003, 882001004, 882001005]
+    assert len(result.errors) == 1
+    assert "broken.nwb" in result.errors.source.iloc[0]
+    combined = result.combined
+    assert combined.dff.dims == ("ophys_experiment_id", "cell_specimen_id")
+    # the unmatched ROI of the third session is dropped; its cell is NaN there
+    first = combined.cell_specimen_id.values[0]
+    assert np.isnan(combined.dff.sel(ophys_experiment_id=882001005, cell_specimen_id=first))
+    np.testing.assert_allclose(
+        combined.dff.sel(ophys_experiment_id=882001003).values,
+        combined.dff.sel(ophys_experiment_id=882001004).values,
+    )
+
+
+def test_map_sessions_reports_failures(folder) -> None:
+    paths = sorted(folder.glob("behavior_*.nwb"))
+    result = map_sessions(failing, paths)
+    assert sorted(result.results) == [882001003, 882001005]
+    assert result.errors.ophys_experiment_id.tolist() == [882001004]
+    assert "RuntimeError: boom" in result.errors.error.iloc[0]
+
+
+@pytest.mark.slow
+def test_map_sessions_distributed(folder) -> None:
+    distributed = pytest.importorskip("distributed")
+    paths = sorted(folder.glob("behavior_*.nwb"))
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                 dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        result = map_sessions(mean_dff, paths, client=client)
+    local = map_sessions(mean_dff, paths)
+    xr.testing.assert_identical(result.combined, local.combined)
