@@ -6,18 +6,25 @@ import json
 import numbers
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from ophys_xr import _compute
 from ophys_xr.exceptions import OptionError
 from ophys_xr.variables import validate
 
-__all__ = ["PERFORMANCE_METRIC_KEYS", "ROLLING_PERFORMANCE_KEYS", "performance", "reward_rate"]
+__all__ = [
+    "PERFORMANCE_METRIC_KEYS",
+    "ROLLING_PERFORMANCE_KEYS",
+    "performance",
+    "reward_rate",
+    "trial_licks",
+]
 
 PERFORMANCE_METRIC_KEYS = _compute.PERFORMANCE_METRIC_KEYS
 ROLLING_PERFORMANCE_KEYS = _compute.ROLLING_PERFORMANCE_KEYS
 
-_TRIAL_VARS = ("trials_start_time", "change_time", "lick_times", "lick_times_count", "go",
+_TRIAL_VARS = ("trials_start_time", "change_time", "go",
                "catch", "hit", "miss", "false_alarm", "correct_reject", "aborted",
                "auto_rewarded", "reward_volume")
 
@@ -49,13 +56,35 @@ def _response_window_start(ds: xr.Dataset) -> float:
         raise OptionError(msg) from err
 
 
+def trial_licks(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The licks of the Dataset's trials as a contiguous ragged array, in trial order.
+
+    Uses ``lick_times_trials_id``, so it stays right after selecting trials
+    (``ds.isel(trials_id=...)``) or licks.
+
+    Returns
+    -------
+    lick_times, counts
+        Flat lick times ordered by trial, and how many belong to each trial.
+    """
+    validate(ds, ("lick_times", "lick_times_trials_id", "trials_id"), purpose="trial licks")
+    trial_ids = np.asarray(ds["trials_id"].values)
+    position = pd.Index(trial_ids).get_indexer(np.asarray(ds["lick_times_trials_id"].values))
+    keep = position >= 0
+    order = np.argsort(position[keep], kind="stable")
+    times = np.asarray(ds["lick_times"].values)[keep][order]
+    counts = np.bincount(position[keep], minlength=trial_ids.size).astype(np.int64)
+    return times, counts
+
+
 def _rolling(ds: xr.Dataset) -> dict[str, np.ndarray]:
     validate(ds, _TRIAL_VARS, purpose="performance")
     t = {name: np.asarray(ds[name].values) for name in _TRIAL_VARS}
+    lick_times, lick_counts = trial_licks(ds)
     return _compute.rolling_performance(
         hit=t["hit"], miss=t["miss"], false_alarm=t["false_alarm"],
         correct_reject=t["correct_reject"], aborted=t["aborted"], change_time=t["change_time"],
-        lick_times=t["lick_times"], lick_counts=t["lick_times_count"],
+        lick_times=lick_times, lick_counts=lick_counts,
         start_time=t["trials_start_time"], reward_volume=t["reward_volume"],
         response_window_start=_response_window_start(ds),
     )

@@ -185,7 +185,9 @@ def create_session_dataset(
         msg = f"{unknown} are not session variables; known variables: {sorted(SPECS)}"
         raise SchemaError(msg)
     required = [n for n, s in SPECS.items() if s.required and n not in variables]
-    derivable = {"filtered_events", "segmentation_mask_image"} if derive else set()
+    derivable = (
+        {"filtered_events", "segmentation_mask_image", "lick_times_trials_id"} if derive else set()
+    )
     required = [n for n in required if n not in derivable]
     if required:
         msg = f"required session variables missing: {required}"
@@ -243,6 +245,16 @@ def _derive(
 ) -> xr.Dataset:
     from ophys_xr import cells, eye
 
+    if "lick_times" in ds and "lick_times_trials_id" not in ds.coords:
+        counts = np.asarray(ds["lick_times_count"].values)
+        if counts.sum() != ds.sizes["trials_lick"]:
+            msg = (
+                f"lick_times_count sums to {counts.sum()} but lick_times has "
+                f"{ds.sizes['trials_lick']} entries"
+            )
+            raise SchemaError(msg)
+        ids = np.repeat(np.asarray(ds["trials_id"].values), counts)
+        ds = ds.assign_coords(lick_times_trials_id=_as_variable("lick_times_trials_id", ids))
     if "events" in ds and "filtered_events" not in ds:
         rate = float(ds.attrs["ophys_frame_rate"])
         ds["filtered_events"] = cells.filter_events(

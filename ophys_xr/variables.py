@@ -280,6 +280,8 @@ _ALL += [
     _trial("catch", "b1", "", "Catch trial"),
     Spec("lick_times", ("trials_lick",), "f8", "s", "Lick times of each trial, concatenated "
          "(see lick_times_count)", "trials.lick_times", f"{_TRIALS}/lick_times"),
+    Spec("lick_times_trials_id", ("trials_lick",), "i8", "", "Trial of each lick_times entry",
+         "trials.index (repeated per lick)", f"{_TRIALS}/lick_times_index", "coord"),
     Spec("lick_times_count", TRIAL, "i8", "", "Number of lick_times entries of each trial",
          "len(trials.lick_times)", f"{_TRIALS}/lick_times_index",
          extra_attrs={"sample_dimension": "trials_lick"}),

@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 
 import ophys_xr
+import ophys_xr.behavior
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +200,13 @@ def test_select_by_cell_roi_id(ds_all) -> None:
     assert int(one.cell_specimen_id) == 1086658197
     assert not bool(one.valid_roi)
     xr.testing.assert_identical(one.dff, ds_all.dff.isel(cell_specimen_id=4))
+
+
+def test_trial_selection_keeps_licks_with_their_trials(ds, ref) -> None:
+    full = ophys_xr.performance(ds)
+    sub = ds.isel(trials_id=slice(5, None))
+    times, counts = ophys_xr.behavior.trial_licks(sub)
+    trials = ref("default", "trials").iloc[5:]
+    assert counts.tolist() == [len(v) for v in trials.lick_times]
+    np.testing.assert_array_equal(times, np.concatenate(trials.lick_times.to_list()))
+    assert int(ophys_xr.performance(sub).trial_count) == int(full.trial_count) - 5
