@@ -1,0 +1,34 @@
+"""Sphinx configuration of the ophys_xr documentation."""
+
+from __future__ import annotations
+
+import sphinx_autosummary_accessors
+
+project = "ophys_xr"
+author = "ophys_xr developers"
+copyright = "2026, ophys_xr developers"  # noqa: A001 - Sphinx setting
+
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.intersphinx",
+    "sphinx_autosummary_accessors",
+]
+templates_path = ["_templates", sphinx_autosummary_accessors.templates_path]
+exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
+autosummary_generate = True
+autodoc_typehints = "description"
+napoleon_numpy_docstring = True
+napoleon_google_docstring = False
+myst_enable_extensions = ["colon_fence"]
+myst_heading_anchors = 3
+# The notebooks are executed by the test suite (pytest --nbmake); the docs render them as
+# committed (outputs stripped), so the docs build stays fast and offline.
+nb_execution_mode = "off"
+suppress_warnings = ["myst.header"]
+html_theme = "alabaster"
+html_title = "ophys_xr"
+intersphinx_mapping = {}
