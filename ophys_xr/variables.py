@@ -133,10 +133,10 @@ def _eye(name: str, units: str, desc: str, nwb: str) -> Spec:
 
 
 def _pres(name: str, dtype: str, units: str, desc: str, *, nullable_bool: bool = False,
-          role: Role = "data", allensdk_col: str | None = None) -> Spec:
+          role: Role = "data", allensdk_col: str | None = None, required: bool = True) -> Spec:
     return Spec(name, PRES, dtype, units, desc,
                 f"stimulus_presentations.{allensdk_col or name}", f"{_PRES}/{allensdk_col or name}",
-                role=role, nullable_bool=nullable_bool)
+                role=role, nullable_bool=nullable_bool, required=required)
 
 
 def _trial(name: str, dtype: str, units: str, desc: str, *, col: str | None = None) -> Spec:
@@ -300,11 +300,12 @@ _ALL += [
     # ---- stimulus presentations ---------------------------------------------------------
     Spec("stimulus_presentations_id", PRES, "i8", "", "Presentation number",
          "stimulus_presentations.index", f"{_PRES} (sorted by start_time)", "coord"),
-    _pres("stimulus_block", "i8", "", "Index of contiguous presentations of one stimulus type"),
-    _pres("stimulus_block_name", "O", "", "Name of the stimulus block"),
+    _pres("stimulus_block", "i8", "", "Index of contiguous presentations of one stimulus type",
+          required=False),
+    _pres("stimulus_block_name", "O", "", "Name of the stimulus block", required=False),
     _pres("image_index", "i8", "", "Index of the image in the image set; -99: none"),
     _pres("image_name", "O", "", "Image name (omitted flashes: 'omitted'; '' for non-image rows)"),
-    _pres("movie_frame_index", "i8", "", "Movie frame index; -99: not a movie frame"),
+    _pres("movie_frame_index", "i8", "", "Movie frame index; -99: not a movie frame", required=False),
     _pres("duration", "f8", "s", "Presentation duration"),
     _pres("start_time", "f8", "s", "Presentation start time (with monitor delay)"),
     _pres("end_time", "f8", "s", "Presentation end time (with monitor delay)",
@@ -312,15 +313,17 @@ _ALL += [
     _pres("start_frame", "i8", "", "Stimulus frame at the start"),
     _pres("end_frame", "i8", "", "Stimulus frame at the end"),
     _pres("is_change", "b1", "", "First presentation of a new image (recomputed)"),
-    _pres("is_image_novel", "f8", "", "Image is novel to the mouse", nullable_bool=True),
+    _pres("is_image_novel", "f8", "", "Image is novel to the mouse", nullable_bool=True,
+          required=False),
     _pres("omitted", "f8", "", "Flash was omitted", nullable_bool=True),
-    _pres("movie_repeat", "i8", "", "Movie repeat number; -99: not a movie frame"),
+    _pres("movie_repeat", "i8", "", "Movie repeat number; -99: not a movie frame", required=False),
     _pres("flashes_since_change", "i8", "", "Flashes since the last change (recomputed)"),
     _pres("stimulus_presentations_trials_id", "i8", "", "Trial the presentation belongs to; "
           "-99: none", allensdk_col="trials_id"),
     _pres("active", "b1", "", "Presentation during the active behavior block"),
-    _pres("is_sham_change", "b1", "", "Presentation at a catch trial's sham change"),
-    _pres("stimulus_name", "O", "", "Name of the stimulus"),
+    _pres("is_sham_change", "b1", "", "Presentation at a catch trial's sham change",
+          required=False),
+    _pres("stimulus_name", "O", "", "Name of the stimulus", required=False),
     # ---- stimulus templates -------------------------------------------------------------
     Spec("template_image_name", ("template_image_name",), "O", "", "Template image name",
          "stimulus_templates.index", "stimulus/templates/*/control_description", "coord",

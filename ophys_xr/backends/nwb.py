@@ -666,7 +666,7 @@ def _presentations(f: Any, trials: dict[str, Any]) -> tuple[dict[str, Any], list
         image, out["omitted"], out["is_change"]).astype(np.int64)
     _add_trial_links(out, trials)
     for name, spec in SPECS.items():
-        if spec.dims == ("stimulus_presentations_id",) and name not in out:
+        if spec.dims == ("stimulus_presentations_id",) and name not in out and spec.required:
             if spec.dtype == "O":
                 out[name] = np.full(n, "", dtype=object)
             elif spec.dtype == "i8":
