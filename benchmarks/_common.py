@@ -111,5 +111,15 @@ def record(title: str, rows: list[tuple[str, str, str]], notes: str = "") -> str
     return text
 
 
+def size_args(doc: str | None) -> Any:
+    """Parse ``--cells`` and ``--minutes`` (the size of the generated session)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--cells", type=int, default=300)
+    parser.add_argument("--minutes", type=float, default=60.0)
+    return parser.parse_args()
+
+
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=1, default=str)

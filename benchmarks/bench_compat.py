@@ -11,9 +11,7 @@ most a third of the memory of the AllenSDK (about 9 s / 2.6 GB for loading a 60-
 
 from __future__ import annotations
 
-import argparse
-
-from _common import isolated, record, session_file
+from _common import isolated, record, session_file, size_args
 
 COMPAT = """
 import time
@@ -50,10 +48,7 @@ result = dict(performance_s=min(perf), n_trials=min(n, 1000), blink_s=min(blink)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cells", type=int, default=300)
-    parser.add_argument("--minutes", type=float, default=60.0)
-    args = parser.parse_args()
+    args = size_args(__doc__)
     path = session_file(args.cells, args.minutes)
     compat = isolated(COMPAT, path=str(path))
     # 1,000+ trials: a long behavior-heavy session with few cells

@@ -9,11 +9,10 @@ reading plus zarr writing of the same arrays; one cell's full ΔF/F trace from Z
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 
-from _common import isolated, record, session_file
+from _common import isolated, record, session_file, size_args
 
 CODE = """
 import time, h5py, numpy as np, zarr
@@ -57,10 +56,7 @@ result = dict(plain_s=t_plain, convert_s=t_convert, reopen_s=min(reopen), nwb_ce
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cells", type=int, default=300)
-    parser.add_argument("--minutes", type=float, default=60.0)
-    args = parser.parse_args()
+    args = size_args(__doc__)
     path = session_file(args.cells, args.minutes)
     out = tempfile.mkdtemp(prefix="ophys_xr_bench_", dir=path.parent)
     try:

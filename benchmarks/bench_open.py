@@ -9,9 +9,7 @@ h5py; one cell's trace and 1,000 frames of all cells, timed.
 
 from __future__ import annotations
 
-import argparse
-
-from _common import isolated, record, session_file
+from _common import isolated, record, session_file, size_args
 
 CODE = """
 import time, h5py, numpy as np
@@ -51,10 +49,7 @@ result = dict(import_s=t_import, open_first_s=t_open, open_best_s=min(opens),
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cells", type=int, default=300)
-    parser.add_argument("--minutes", type=float, default=60.0)
-    args = parser.parse_args()
+    args = size_args(__doc__)
     path = session_file(args.cells, args.minutes)
     r = isolated(CODE, path=str(path))
     size_gb = path.stat().st_size / 1e9

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -171,6 +171,30 @@ def _check_target(path: Path, overwrite: bool) -> None:
         raise FileNotFoundError(msg)
 
 
+def _write_atomically(
+    out: xr.Dataset,
+    path: Path,
+    write: Callable[[xr.Dataset, Path], Any],
+    *,
+    overwrite: bool,
+    progress: bool,
+) -> Path:
+    """Write ``out`` with ``write(out, tmp)`` to a temporary sibling, then rename it."""
+    import shutil
+
+    _check_target(path, overwrite)
+    tmp = _sibling_temp(path)
+    try:
+        _run(write(out, tmp), progress)
+        _finish(tmp, path, overwrite=overwrite)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp)
+        elif tmp.exists():
+            tmp.unlink()
+    return path
+
+
 def _run(delayed: Any, progress: bool) -> None:
     if progress:
         from tqdm.dask import TqdmCallback
@@ -215,21 +239,14 @@ def to_zarr(
     pathlib.Path
         The store.
     """
-    path = Path(os.fspath(store)).expanduser()
-    _check_target(path, overwrite)
-    tmp = _sibling_temp(path)
-    out = _prepared(ds, chunks)
-    try:
-        delayed = out.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False,
-                              compute=False)
-        _run(delayed, progress)
-        _finish(tmp, path, overwrite=overwrite)
-    finally:
-        if tmp.exists():
-            import shutil
-
-            shutil.rmtree(tmp)
-    return path
+    return _write_atomically(
+        _prepared(ds, chunks),
+        Path(os.fspath(store)).expanduser(),
+        lambda out, tmp: out.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False,
+                                     compute=False),
+        overwrite=overwrite,
+        progress=progress,
+    )
 
 
 def to_netcdf(
@@ -260,15 +277,10 @@ def to_netcdf(
     pathlib.Path
         The file.
     """
-    target = Path(os.fspath(path)).expanduser()
-    _check_target(target, overwrite)
-    tmp = _sibling_temp(target)
-    out = _prepared(ds, None)
-    try:
-        delayed = out.to_netcdf(tmp, engine="h5netcdf", compute=False)
-        _run(delayed, progress)
-        _finish(tmp, target, overwrite=overwrite)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return target
+    return _write_atomically(
+        _prepared(ds, None),
+        Path(os.fspath(path)).expanduser(),
+        lambda out, tmp: out.to_netcdf(tmp, engine="h5netcdf", compute=False),
+        overwrite=overwrite,
+        progress=progress,
+    )
