@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import sphinx_autosummary_accessors
+
+# The notebooks live in ../notebooks (run by the test suite); render copies of them here.
+_here = Path(__file__).parent
+(_here / "notebooks").mkdir(exist_ok=True)
+for _nb in sorted((_here.parent / "notebooks").glob("*.ipynb")):
+    shutil.copyfile(_nb, _here / "notebooks" / _nb.name)
 
 project = "ophys_xr"
 author = "ophys_xr developers"
