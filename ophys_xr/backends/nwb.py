@@ -653,6 +653,9 @@ def _presentations(f: Any, trials: dict[str, Any]) -> tuple[dict[str, Any], list
         spec = SPECS[key]
         if spec.dtype == "b1" and values.dtype.kind == "f":
             values = values == 1.0
+        elif spec.dtype == "i8" and values.dtype.kind == "f":
+            # 2021 files: end_frame is float with NaN for omitted flashes
+            values = np.where(np.isnan(values), INT_NULL, values).astype(np.int64)
         out[key] = values
     n = len(order)
     out["stimulus_presentations_id"] = np.arange(n, dtype=np.int64)

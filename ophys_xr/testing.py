@@ -1,0 +1,1668 @@
+"""Synthetic Visual Behavior Ophys sessions, and an NWB writer in the AllenSDK layout.
+
+:func:`simulate_session` builds a deterministic (seeded) session Dataset that is valid
+under the schema (:mod:`ophys_xr.variables`): plausible numbers, no biology claimed.
+:func:`write_nwb` writes a session Dataset (simulated, or opened from a file) as an NWB
+file in the layout AllenSDK 2.16.2 writes (``"2023"``, the VBO v1.1.0 release) or in the
+layout of the 2021 releases (``"2021"``), with h5py only.  Opening the written file with
+``ophys_xr.open_session(path, exclude_invalid_rois=False)`` gives back the Dataset::
+
+    expected = simulate_session(n_cells=20, minutes=5.0, seed=3)
+    write_nwb(expected, "session.nwb")
+    with ophys_xr.open_session("session.nwb", exclude_invalid_rois=False) as actual:
+        xr.testing.assert_identical(actual.compute(), expected.compute())
+
+Large sessions stay lazy: traces are dask arrays generated block by block from the seed
+and are written block by block, so memory is bounded by a block of frames.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import xarray as xr
+
+from ophys_xr.exceptions import OptionError, SchemaError
+from ophys_xr.model import create_session_dataset
+
+__all__ = ["simulate_session", "write_nwb", "write_session_nwb"]
+
+Layout = Literal["2023", "2021"]
+LAYOUTS: tuple[str, ...] = ("2023", "2021")
+
+INT_NULL = -99
+#: Nominal and actual stimulus (monitor vsync) rates; monitors run slightly slow.
+STIMULUS_FRAME_RATE = 60.0
+_STIM_PERIOD = 1.0 / 59.95
+_EYE_PERIOD = 1.0 / 59.97
+#: A flash lasts 15 vsync frames (0.25 s) and one starts every 45 frames (0.75 s).
+_FLASH_FRAMES = 15
+_FLASH_PERIOD = 45
+_FIRST_FLASH_FRAME = 8
+#: AllenSDK fallback monitor delay (s) of behaviour sessions.
+_MONITOR_DELAY = 0.02115
+_IMAGE_NAMES = ("im065", "im077", "im066", "im085", "im063", "im062", "im069", "im061")
+_IMAGE_SET = "Natural_Images_Lum_Matched_set_training_2017.07.14"
+_STIMULUS_NAME = "Natural_Images_Lum_Matched_set_training_2017"
+_SESSION_TYPE = "OPHYS_1_images_A"
+_BLOCK_NAME = "change_detection_behavior"
+_EQUIPMENT = "CAM2P.4"
+_PIXEL_SPACING_MM = 0.00078125
+#: (full genotype, reporter line, driver lines)
+_GENOTYPES = (
+    ("Slc17a7-IRES2-Cre/wt;Camk2a-tTA/wt;Ai93(TITL-GCaMP6f)/wt", "Ai93(TITL-GCaMP6f)",
+     ("Camk2a-tTA", "Slc17a7-IRES2-Cre")),
+    ("Vip-IRES-Cre/wt;Ai148(TIT2L-GC6f-ICL-tTA2)/wt", "Ai148(TIT2L-GC6f-ICL-tTA2)",
+     ("Vip-IRES-Cre",)),
+    ("Sst-IRES-Cre/wt;Ai148(TIT2L-GC6f-ICL-tTA2)/wt", "Ai148(TIT2L-GC6f-ICL-tTA2)",
+     ("Sst-IRES-Cre",)),
+)
+_TASK_PARAMETERS: dict[str, Any] = {
+    "auto_reward_volume": 0.005,
+    "blank_duration_sec": [0.5, 0.5],
+    "omitted_flash_fraction": 0.05,
+    "response_window_sec": [0.15, 0.75],
+    "reward_volume": 0.007,
+    "stimulus": "images",
+    "stimulus_distribution": "geometric",
+    "stimulus_duration_sec": 0.25,
+    "task": "change detection",
+}
+_RIG_GEOMETRY: dict[str, Any] = {
+    "camera_position_mm": [102.8, 74.7, 31.6],
+    "camera_rotation_deg": [0.0, 0.0, 2.8],
+    "led_position": [246.0, 92.3, 52.6],
+    "monitor_position_mm": [118.6, 86.2, 31.6],
+    "monitor_rotation_deg": [0.0, 0.0, 0.0],
+}
+#: Running wheel: the mouse runs at 2/3 of the 6.5-inch wheel radius (AllenSDK), cm.
+_WHEEL_RADIUS_CM = 0.5 * (2 * (6.5 * 2.54) / 3)
+#: Frames per random-number block of the traces: the values do not depend on the chunks.
+_GEN_BLOCK = 4096
+
+# random streams: one SeedSequence key per part of the session
+_S_META, _S_CLOCK, _S_CELLS, _S_TRACES, _S_BEHAVIOR, _S_EYE, _S_RUNNING, _S_IMAGES = range(8)
+_S_TEMPLATES = 8
+
+
+def _rng(seed: int, *keys: int) -> np.random.Generator:
+    return np.random.default_rng([seed, *keys])
+
+
+def _smooth(rng: np.random.Generator, n: int, rho: float) -> np.ndarray:
+    """Stationary AR(1) noise with unit variance and lag-one correlation ``rho``."""
+    from scipy.signal import lfilter
+
+    white = rng.standard_normal(n + 2000)
+    out = lfilter([math.sqrt(1.0 - rho * rho)], [1.0, -rho], white)
+    return np.asarray(out[2000:])
+
+
+# --------------------------------------------------------------------------------------
+# simulation
+
+
+def simulate_session(
+    *,
+    n_cells: int = 4,
+    minutes: float = 2.0,
+    seed: int = 0,
+    n_invalid: int = 1,
+    n_unmatched: int = 0,
+    ophys_frame_rate: float = 31.0,
+    eye_tracking: bool = True,
+    licks: bool = True,
+    rewards: bool = True,
+    templates: bool = True,
+    template_shape: tuple[int, int] = (24, 38),
+    n_images: int = 8,
+    fov: tuple[int, int] = (64, 64),
+    layout: Layout = "2023",
+    chunk_frames: int | None = None,
+) -> xr.Dataset:
+    """A synthetic, deterministic Visual Behavior Ophys session Dataset.
+
+    The content is plausible, not biological: ophys frames at ``ophys_frame_rate`` from
+    about 17.6 s (imaging starts shortly before the stimulus, as in the AllenSDK fixture),
+    stimulus (vsync) frames at ~60 Hz from 20 s, 0.25 s flashes every
+    0.75 s of ``n_images`` images with image changes and ~5 % omitted flashes, a
+    change-detection trial sequence (exactly one of hit / miss / false alarm / correct
+    reject / auto-rewarded / aborted per trial) with the licks and rewards it implies,
+    running, eye tracking with a few blinks (outliers and failed fits), elliptic ROIs in
+    the field of view, and calcium-like traces built from sparse non-negative events.
+
+    The result is what ``ophys_xr.open_session(path, exclude_invalid_rois=False)`` gives
+    for the file that :func:`write_nwb` writes from it: it holds every ROI, valid or not,
+    and the variables and attributes that a file of ``layout`` provides.
+
+    Parameters
+    ----------
+    n_cells
+        Number of valid ROIs.
+    minutes
+        Length of the stimulus (behaviour) part of the session.
+    seed
+        Seed of every random number; same arguments, same Dataset.
+    n_invalid
+        Number of additional ROIs with ``valid_roi`` False.
+    n_unmatched
+        Number of ROIs (of all) whose ``cell_specimen_id`` is -1.
+    ophys_frame_rate
+        Nominal imaging rate, Hz (``attrs["ophys_frame_rate"]``); the session has
+        ``round(minutes * 60 * ophys_frame_rate)`` frames.
+    eye_tracking, licks, rewards, templates
+        Include eye tracking, licking, rewards (earned and automatic), stimulus templates.
+        Without licks the mouse never licks (no hits, false alarms or aborted trials);
+        without rewards no water is given (no auto-rewarded trials, hits earn nothing).
+    template_shape
+        (rows, columns) of the stimulus template images (real ones are 1200 x 1920).
+    n_images
+        Number of images in the image set (>= 2).
+    fov
+        (height, width) of the field of view in pixels (real ones are 512 x 512).
+    layout
+        ``"2023"`` (AllenSDK 2.16 files) or ``"2021"`` (2021 releases: no demixed and
+        neuropil traces, no ``r``/``RMSE``, projections float32 in [0, 1], presentation
+        times without monitor delay, fewer presentation columns, ``project_code``
+        ``'Not Available'``, no ``targeted_imaging_depth``).
+    chunk_frames
+        Frames per dask block of the traces (default: about 8 MB per trace and block).
+        Values do not depend on it.
+
+    Returns
+    -------
+    xarray.Dataset
+        Built by :func:`ophys_xr.model.create_session_dataset`; the traces are dask
+        arrays computed block by block, everything else is in memory.
+
+    Raises
+    ------
+    OptionError
+        Invalid argument values.
+    """
+    n_rois = _check_options(n_cells, minutes, seed, n_invalid, n_unmatched, ophys_frame_rate,
+                            template_shape, n_images, fov, layout, chunk_frames)
+    stim_ts, ophys_ts, eye_ts = _clocks(seed, minutes, ophys_frame_rate)
+    attrs = _session_attrs(seed, ophys_frame_rate, fov, layout, len(stim_ts),
+                           eye_tracking=eye_tracking, templates=templates)
+    variables: dict[str, Any] = {
+        "time": ophys_ts,
+        "stimulus_frame": np.arange(len(stim_ts), dtype=np.int64),
+        "stimulus_timestamps": stim_ts,
+    }
+    cells, trace_params = _cells(seed, n_cells, n_invalid, n_unmatched, fov, layout,
+                                 len(ophys_ts), ophys_frame_rate)
+    variables.update(cells)
+    if chunk_frames is None:
+        chunk_frames = max(256, (2**20) // n_rois)
+    variables.update(_trace_arrays(trace_params, min(chunk_frames, len(ophys_ts))))
+    variables.update(_motion(seed, len(ophys_ts), cells))
+    variables.update(_projections(seed, fov, cells, layout))
+    variables.update(_behavior(seed, stim_ts, n_images, layout, licks=licks, rewards=rewards))
+    variables.update(_running(seed, stim_ts))
+    if eye_tracking:
+        variables.update(_eye(seed, eye_ts))
+    if templates:
+        variables.update(_templates(seed, n_images, template_shape))
+    return create_session_dataset(variables, attrs)
+
+
+def _check_options(n_cells: int, minutes: float, seed: int, n_invalid: int, n_unmatched: int,
+                   ophys_frame_rate: float, template_shape: Sequence[int], n_images: int,
+                   fov: Sequence[int], layout: str, chunk_frames: int | None) -> int:
+    def integer(value: Any, name: str, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) \
+                or value < minimum:
+            msg = f"{name} must be an integer >= {minimum}, got {value!r}"
+            raise OptionError(msg)
+        return int(value)
+
+    n_rois = integer(n_cells, "n_cells", 0) + integer(n_invalid, "n_invalid", 0)
+    if n_rois < 1:
+        msg = "the session needs at least one ROI (n_cells + n_invalid >= 1)"
+        raise OptionError(msg)
+    integer(seed, "seed", 0)
+    if integer(n_unmatched, "n_unmatched", 0) > n_rois:
+        msg = f"n_unmatched={n_unmatched} exceeds the number of ROIs ({n_rois})"
+        raise OptionError(msg)
+    if not isinstance(minutes, int | float) or not 0.5 <= minutes <= 24 * 60:
+        msg = f"minutes must be a number between 0.5 and 1440, got {minutes!r}"
+        raise OptionError(msg)
+    if not isinstance(ophys_frame_rate, int | float) or not 1.0 <= ophys_frame_rate <= 1000.0:
+        msg = f"ophys_frame_rate must be a number between 1 and 1000 Hz, got {ophys_frame_rate!r}"
+        raise OptionError(msg)
+    if integer(n_images, "n_images", 2) > 99:
+        msg = f"n_images must be <= 99, got {n_images}"
+        raise OptionError(msg)
+    for name, shape, minimum in (("fov", fov, 16), ("template_shape", template_shape, 4)):
+        if len(shape) != 2:
+            msg = f"{name} must be (rows, columns), got {shape!r}"
+            raise OptionError(msg)
+        for size in shape:
+            integer(size, name, minimum)
+    if layout not in LAYOUTS:
+        msg = f"layout must be one of {LAYOUTS}, got {layout!r}"
+        raise OptionError(msg)
+    if chunk_frames is not None:
+        integer(chunk_frames, "chunk_frames", 1)
+    return n_rois
+
+
+def _clocks(seed: int, minutes: float, ophys_frame_rate: float
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stimulus (vsync), ophys and eye-camera timestamps (sync clock, seconds)."""
+    rng = _rng(seed, _S_CLOCK)
+    n_stim = round(minutes * 60 * STIMULUS_FRAME_RATE)
+    stim = 20.0 + np.arange(n_stim) * _STIM_PERIOD + rng.uniform(-5e-5, 5e-5, n_stim)
+    stim[0] = 20.0
+    n_ophys = round(minutes * 60 * ophys_frame_rate)
+    period = 1.0 / (ophys_frame_rate * 0.9963)
+    t0 = 17.6 + rng.uniform(0.0, 0.05)
+    ophys = t0 + np.arange(n_ophys) * period + rng.uniform(-0.01, 0.01, n_ophys) * period
+    n_eye = round((minutes * 60 + 3.0) / _EYE_PERIOD)
+    eye = 18.5 + np.arange(n_eye) * _EYE_PERIOD + rng.uniform(-0.01, 0.01, n_eye) * _EYE_PERIOD
+    return stim, ophys, eye
+
+
+def _session_attrs(seed: int, ophys_frame_rate: float, fov: Sequence[int], layout: str,
+                   n_stim: int, *, eye_tracking: bool, templates: bool) -> dict[str, Any]:
+    """Session attributes as the NWB reader returns them (same keys, same order)."""
+    rng = _rng(seed, _S_META)
+    genotype, reporter, drivers = _GENOTYPES[int(rng.integers(len(_GENOTYPES)))]
+    acquired = datetime(2019, 1, 1, tzinfo=UTC) + timedelta(
+        days=int(rng.integers(0, 900)), seconds=int(rng.integers(8 * 3600, 18 * 3600)),
+        microseconds=int(rng.integers(1, 1000)) * 1000)
+    depth = int(rng.choice([150, 175, 225, 275, 375]))
+    ids = 880_000_000 + rng.choice(1_000_000, 4, replace=False)
+    task = {**_TASK_PARAMETERS, "image_set": "images_A", "n_stimulus_frames": int(n_stim),
+            "session_type": _SESSION_TYPE,
+            "stimulus_name": _STIMULUS_NAME if layout == "2023" else None}
+    attrs: dict[str, Any] = {
+        "equipment_name": _EQUIPMENT,
+        "sex": str(rng.choice(["F", "M"])),
+        "age_in_days": int(rng.integers(90, 220)),
+        "stimulus_frame_rate": STIMULUS_FRAME_RATE,
+        "session_type": _SESSION_TYPE,
+        "date_of_acquisition": acquired.isoformat(timespec="microseconds"),
+        "reporter_line": reporter,
+        "cre_line": genotype.split(";")[0].replace("/wt", ""),
+        "behavior_session_uuid": str(uuid.UUID(bytes=rng.bytes(16), version=4)),
+        "driver_line": sorted(drivers),
+        "mouse_id": str(int(rng.integers(400_000, 600_000))),
+        "project_code": "VisualBehavior" if layout == "2023" else "Not Available",
+        "full_genotype": genotype,
+        "behavior_session_id": int(ids[0]),
+        "indicator": "GCaMP6f",
+        "emission_lambda": 520.0,
+        "excitation_lambda": 910.0,
+        "ophys_container_id": int(ids[1]) + 200_000_000,
+        "field_of_view_height": int(fov[0]),
+        "field_of_view_width": int(fov[1]),
+        "imaging_depth": depth,
+        "targeted_imaging_depth": depth if layout == "2023" else None,
+        "imaging_plane_group_count": 0,
+        "ophys_experiment_id": int(ids[2]),
+        "ophys_frame_rate": float(ophys_frame_rate),
+        "ophys_session_id": int(ids[3]),
+        "targeted_structure": str(rng.choice(["VISp", "VISl"])),
+        "nwb_layout": layout,
+        "task_parameters": json.dumps(dict(sorted(task.items()))),
+    }
+    if eye_tracking:
+        geometry = {**_RIG_GEOMETRY, "equipment": _EQUIPMENT}
+        attrs["eye_tracking_rig_geometry"] = json.dumps(dict(sorted(geometry.items())))
+    attrs["pixel_spacing"] = [_PIXEL_SPACING_MM, _PIXEL_SPACING_MM]
+    attrs["pixel_spacing_unit"] = "mm"
+    if templates:
+        attrs["stimulus_templates_image_set"] = _IMAGE_SET
+    return {k: v for k, v in attrs.items() if v is not None}
+
+
+# ---- cells and traces -----------------------------------------------------------------
+
+
+class _TraceParams(NamedTuple):
+    """Everything a block of traces depends on (picklable, tokenizable)."""
+
+    seed: int
+    n_frames: int
+    rate: float
+    kinds: tuple[str, ...]
+    f0: np.ndarray
+    r: np.ndarray
+    np_base: np.ndarray
+    np_phase: np.ndarray
+    noise_std: np.ndarray
+    p_event: np.ndarray
+    amp_mu: np.ndarray
+    kernels: np.ndarray
+
+
+def _ellipse(height: int, width: int) -> np.ndarray:
+    rows = (np.arange(height) - (height - 1) / 2) / (height / 2)
+    cols = (np.arange(width) - (width - 1) / 2) / (width / 2)
+    return rows[:, None] ** 2 + cols[None, :] ** 2 <= 1.0
+
+
+def _cells(seed: int, n_cells: int, n_invalid: int, n_unmatched: int, fov: Sequence[int],
+           layout: str, n_frames: int, rate: float) -> tuple[dict[str, Any], _TraceParams]:
+    rng = _rng(seed, _S_CELLS)
+    n = n_cells + n_invalid
+    height, width = int(fov[0]), int(fov[1])
+    roi_id = 1_080_600_000 + np.sort(rng.choice(10_000_000, n, replace=False)).astype(np.int64)
+    valid = np.ones(n, dtype=bool)
+    valid[rng.choice(n, n_invalid, replace=False)] = False
+    csid = (1_086_600_000 + rng.choice(10_000_000, n, replace=False)).astype(np.int64)
+    csid[rng.choice(n, n_unmatched, replace=False)] = -1
+    hi_h, hi_w = max(6, min(14, height // 3)), max(6, min(14, width // 3))
+    h = np.where(valid, rng.integers(6, hi_h + 1, n), rng.integers(3, 6, n))
+    w = np.where(valid, rng.integers(6, hi_w + 1, n), rng.integers(3, 6, n))
+    y = rng.integers(0, height - h + 1)
+    x = rng.integers(0, width - w + 1)
+    masks = np.zeros((n, height, width), dtype=bool)
+    planes = np.zeros(n, dtype=np.int64)
+    occupied: list[np.ndarray] = []
+    for i in range(n):
+        masks[i, y[i]:y[i] + h[i], x[i]:x[i] + w[i]] = _ellipse(int(h[i]), int(w[i]))
+        plane = 0
+        while plane < len(occupied) and (occupied[plane] & masks[i]).any():
+            plane += 1
+        if plane == len(occupied):
+            occupied.append(np.zeros((height, width), dtype=bool))
+        occupied[plane] |= masks[i]
+        planes[i] = plane
+    correction = rng.integers(3, 13, 4).astype(np.float64)
+    out: dict[str, Any] = {
+        "cell_specimen_id": csid,
+        "cell_roi_id": roi_id,
+        "valid_roi": valid,
+        "x": x.astype(np.int64),
+        "y": y.astype(np.int64),
+        "width": w.astype(np.int64),
+        "height": h.astype(np.int64),
+        "mask_image_plane": planes,
+        "max_correction_up": np.full(n, correction[0]),
+        "max_correction_down": np.full(n, correction[1]),
+        "max_correction_left": np.full(n, correction[2]),
+        "max_correction_right": np.full(n, correction[3]),
+        "row": np.arange(height, dtype=np.int64),
+        "column": np.arange(width, dtype=np.int64),
+        "roi_mask": masks,
+    }
+    r = rng.uniform(0.6, 0.8, n)
+    noise_std = rng.uniform(0.04, 0.2, n)
+    if layout == "2023":
+        out["r"] = r
+        out["RMSE"] = rng.uniform(3.0, 14.0, n)
+    out["lambda"] = rng.uniform(0.15, 0.3, n)
+    out["noise_std"] = noise_std
+    # calcium kernel: exponential decay, tau 0.4-1.0 s, truncated at 5 tau
+    tau = rng.choice([0.4, 0.6, 0.8, 1.0], n) * rate
+    n_taps = math.ceil(5 * tau.max())
+    kernels = np.exp(-np.arange(n_taps)[None, :] / tau[:, None])
+    event_rate = np.where(valid, rng.uniform(0.05, 0.4, n), 0.02)  # Hz
+    kinds = ("dff", "corrected_fluorescence", "demixed_trace", "neuropil_trace", "events") \
+        if layout == "2023" else ("dff", "corrected_fluorescence", "events")
+    params = _TraceParams(
+        seed=int(seed), n_frames=int(n_frames), rate=float(rate), kinds=kinds,
+        f0=rng.uniform(150.0, 450.0, n), r=r, np_base=rng.uniform(150.0, 300.0, n),
+        np_phase=rng.uniform(0.0, 2 * np.pi, n), noise_std=noise_std,
+        p_event=event_rate / rate, amp_mu=np.log(rng.uniform(0.2, 0.6, n)), kernels=kernels,
+    )
+    return out, params
+
+
+def _random_block(p: _TraceParams, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Events, dF/F noise and neuropil noise of one generation block (all ROIs)."""
+    rng = _rng(p.seed, _S_TRACES, block)
+    n = len(p.f0)
+    length = min(_GEN_BLOCK, p.n_frames - block * _GEN_BLOCK)
+    spikes = rng.random((n, length)) < p.p_event[:, None]
+    rows, _ = np.nonzero(spikes)
+    events = np.zeros((n, length))
+    events[spikes] = rng.lognormal(p.amp_mu[rows], 0.5)
+    return events, rng.standard_normal((n, length)), rng.standard_normal((n, length))
+
+
+def _trace_block(p: _TraceParams, start: int, stop: int) -> np.ndarray:
+    """Traces of frames ``start:stop`` of every ROI, stacked as ``p.kinds``.
+
+    Each output frame depends only on the events of the ``len(kernel)`` frames up to it,
+    summed in a fixed order, so the values do not depend on the block boundaries.
+    """
+    n_taps = p.kernels.shape[1]
+    lo = max(0, start - n_taps + 1)
+    first, last = lo // _GEN_BLOCK, (stop - 1) // _GEN_BLOCK
+    n, length, skip = len(p.f0), stop - start, start - lo
+    events = np.empty((n, stop - lo))
+    noise = np.empty((n, length))
+    np_noise = np.empty((n, length))
+    for b in range(first, last + 1):  # copy the needed frames of each generation block
+        b0 = b * _GEN_BLOCK
+        part = _random_block(p, b)
+        a, z = max(lo, b0), min(stop, b0 + part[0].shape[1])
+        events[:, a - lo:z - lo] = part[0][:, a - b0:z - b0]
+        a = max(start, b0)
+        if a < z:
+            noise[:, a - start:z - start] = part[1][:, a - b0:z - b0]
+            np_noise[:, a - start:z - start] = part[2][:, a - b0:z - b0]
+        del part
+    calcium = np.zeros((n, length))
+    roi, frame = np.nonzero(events)
+    cols = (frame - skip)[:, None] + np.arange(n_taps)[None, :]
+    vals = events[roi, frame][:, None] * p.kernels[roi]
+    rows = np.broadcast_to(roi[:, None], cols.shape)
+    ok = (cols >= 0) & (cols < length)
+    np.add.at(calcium, (rows[ok], cols[ok]), vals[ok])
+    dff = calcium + p.noise_std[:, None] * noise
+    t = np.arange(start, stop) / p.rate
+    neuropil = p.np_base[:, None] * (1.0 + 0.05 * np.sin(2 * np.pi * t / 47.0 + p.np_phase[:, None]))
+    neuropil += 4.0 * np_noise
+    corrected = p.f0[:, None] * (1.0 + dff)
+    demixed = corrected + p.r[:, None] * neuropil
+    values = {
+        "dff": dff,
+        # the 2021 files store the demixed trace as corrected fluorescence
+        "corrected_fluorescence": corrected if "demixed_trace" in p.kinds else demixed,
+        "demixed_trace": demixed,
+        "neuropil_trace": neuropil,
+        "events": events[:, skip:],
+    }
+    return np.stack([values[k] for k in p.kinds])
+
+
+def _trace_arrays(p: _TraceParams, chunk_frames: int) -> dict[str, Any]:
+    import dask.array as da
+    from dask.base import tokenize
+
+    bounds = [(a, min(a + chunk_frames, p.n_frames)) for a in range(0, p.n_frames, chunk_frames)]
+    name = f"ophys-simulated-traces-{tokenize(p, bounds)}"
+    graph = {(name, 0, 0, j): (_trace_block, p, a, b) for j, (a, b) in enumerate(bounds)}
+    chunks = ((len(p.kinds),), (len(p.f0),), tuple(b - a for a, b in bounds))
+    stacked = da.Array(graph, name, chunks, dtype=np.float64,
+                       meta=np.empty((0, 0, 0), dtype=np.float64))
+    return {kind: stacked[i] for i, kind in enumerate(p.kinds)}
+
+
+def _motion(seed: int, n_frames: int, cells: Mapping[str, Any]) -> dict[str, Any]:
+    rng = _rng(seed, _S_IMAGES, 1)
+    out = {}
+    for axis, (lo, hi) in (("x", ("max_correction_left", "max_correction_right")),
+                           ("y", ("max_correction_up", "max_correction_down"))):
+        shift = np.round(1.5 * _smooth(rng, n_frames, 0.99) + 0.4 * rng.standard_normal(n_frames))
+        shift = np.clip(shift, -cells[lo][0], cells[hi][0])
+        out[f"motion_correction_{axis}"] = shift.astype(np.int64)
+    return out
+
+
+def _projections(seed: int, fov: Sequence[int], cells: Mapping[str, Any],
+                 layout: str) -> dict[str, Any]:
+    rng = _rng(seed, _S_IMAGES)
+    height, width = int(fov[0]), int(fov[1])
+    rows, cols = np.mgrid[0:height, 0:width]
+    background = 45.0 + 12.0 * np.sin(rows / height * 3.1 + rng.uniform(0, 6)) \
+        * np.cos(cols / width * 2.3 + rng.uniform(0, 6))
+    brightness = rng.uniform(25.0, 70.0, len(cells["roi_mask"]))
+    cells_image = np.zeros((height, width))
+    for value, mask in zip(brightness, cells["roi_mask"], strict=True):
+        cells_image[mask] += value
+    average = background + cells_image + rng.normal(0.0, 3.0, (height, width))
+    maximum = 1.6 * average + 25.0 + rng.normal(0.0, 6.0, (height, width))
+    out = {}
+    for name, image in (("max_projection", maximum), ("average_projection", average)):
+        image = np.clip(np.round(image), 0, 255)
+        out[name] = image.astype(np.uint8) if layout == "2023" \
+            else (image / 255.0).astype(np.float32)
+    return out
+
+
+# ---- behaviour ------------------------------------------------------------------------
+
+
+def _image_names(n_images: int) -> list[str]:
+    names = list(_IMAGE_NAMES[:n_images])
+    extra = 100
+    while len(names) < n_images:
+        if f"im{extra:03d}" not in names:
+            names.append(f"im{extra:03d}")
+        extra += 7
+    return names
+
+
+def _bout(rng: np.random.Generator, first: int, n_min: int, n_max: int) -> list[int]:
+    """Lick frames of one bout starting at ``first`` (6-11 frames apart)."""
+    frames = [first]
+    for _ in range(int(rng.integers(n_min, n_max + 1)) - 1):
+        frames.append(frames[-1] + int(rng.integers(6, 12)))
+    return frames
+
+
+def _behavior(seed: int, stim_ts: np.ndarray, n_images: int, layout: str, *, licks: bool,
+              rewards: bool) -> dict[str, Any]:
+    """Trials, licks, rewards and stimulus presentations of one change-detection block."""
+    rng = _rng(seed, _S_BEHAVIOR)
+    names = _image_names(n_images)
+    n_stim = len(stim_ts)
+    starts = np.arange(_FIRST_FLASH_FRAME, n_stim - _FLASH_FRAMES - 1, _FLASH_PERIOD)
+    n_flash = len(starts)
+    image = np.zeros(n_flash, dtype=np.int64)
+    protected = np.zeros(n_flash, dtype=bool)  # (sham) change flashes are never omitted
+    current, done = int(rng.integers(n_images)), 0
+    lick_frames: list[int] = []
+    if licks:  # a few licks before the first trial
+        for _ in range(int(rng.integers(0, 3))):
+            lick_frames.append(int(rng.integers(1, starts[3])))
+    trials: list[dict[str, Any]] = []
+    reward_frames: list[tuple[int, float, bool]] = []
+    n_auto = 3 if rewards else 0
+    k = 4
+    while True:
+        change = k + 2 + min(int(rng.geometric(0.3)), 9)
+        if change + 7 >= n_flash:
+            break
+        u = rng.random()
+        if n_auto > 0:
+            kind, n_auto = "auto_rewarded", n_auto - 1
+        elif licks and u < 0.25:
+            kind = "aborted"
+        elif u < (0.4 if licks else 0.2):
+            kind = "catch"
+        else:
+            kind = "go"
+        trial = {"start_frame": int(starts[k]) - 1, "kind": kind, "initial": current,
+                 "change_flash": -1}
+        if kind == "aborted":
+            flash = int(rng.integers(k + 1, change))
+            bout = _bout(rng, int(starts[flash]) + int(rng.integers(5, 40)), 1, 3)
+            lick_frames += bout
+            trial["stop_frame"] = bout[-1] + 20
+            trial["change"] = current
+        else:
+            trial["change_flash"] = change
+            change_frame = int(starts[change])
+            protected[change] = True
+            if kind in ("go", "auto_rewarded"):
+                image[done:change] = current
+                current = int(rng.choice([i for i in range(n_images) if i != current]))
+                done = change
+            trial["change"] = current
+            responds = licks and rng.random() < {"go": 0.65, "catch": 0.2,
+                                                   "auto_rewarded": 0.8}[kind]
+            if responds:
+                first = change_frame + round(rng.uniform(0.22, 0.62) * STIMULUS_FRAME_RATE)
+                bout = _bout(rng, first, 4, 10)
+                lick_frames += bout
+                if kind == "go":
+                    kind = trial["kind"] = "hit"
+                    if rewards:
+                        reward_frames.append((first, _TASK_PARAMETERS["reward_volume"], False))
+                elif kind == "catch":
+                    kind = trial["kind"] = "false_alarm"
+            else:
+                kind = trial["kind"] = {"go": "miss", "catch": "correct_reject"}.get(kind, kind)
+                if kind == "miss" and licks and rng.random() < 0.3:  # late licks
+                    lick_frames += _bout(rng, change_frame + int(rng.integers(60, 150)), 1, 3)
+            if kind == "auto_rewarded":
+                reward_frames.append((change_frame, _TASK_PARAMETERS["auto_reward_volume"], True))
+            trial["stop_frame"] = change_frame + 255
+        trials.append(trial)
+        k = int(np.searchsorted(starts, trial["stop_frame"] + int(rng.integers(10, 40)),
+                                side="right"))
+    image[done:] = current
+
+    omitted = np.zeros(n_flash, dtype=bool)
+    for i in range(2, n_flash):
+        if not protected[i] and not omitted[i - 1] and rng.random() < 0.05:
+            omitted[i] = True
+    out = _trials(trials, stim_ts, starts, names, np.array(sorted(set(lick_frames))),
+                  reward_frames)
+    out.update(_presentations(stim_ts, starts, image, omitted, names, out, trials, layout))
+    return out
+
+
+def _trials(trials: list[dict[str, Any]], stim_ts: np.ndarray, starts: np.ndarray,
+            names: Sequence[str], lick_frames: np.ndarray,
+            reward_frames: list[tuple[int, float, bool]]) -> dict[str, Any]:
+    """Trials, licks and rewards variables, with the AllenSDK's trial-table rules."""
+    n = len(trials)
+    start_frame = np.array([t["start_frame"] for t in trials], dtype=np.int64)
+    stop_frame = np.array([t["stop_frame"] for t in trials], dtype=np.int64)
+    kind = np.array([t["kind"] for t in trials])
+    start_time, stop_time = stim_ts[start_frame], stim_ts[stop_frame]
+    flags = {k: kind == k for k in ("hit", "miss", "false_alarm", "correct_reject",
+                                    "auto_rewarded", "aborted")}
+    catch = flags["false_alarm"] | flags["correct_reject"]
+    go = flags["hit"] | flags["miss"]
+    change_flash = np.array([t["change_flash"] for t in trials])
+    has_change = change_flash >= 0
+    change_frame = np.where(has_change, starts[np.maximum(change_flash, 0)], INT_NULL)
+    change_time = np.where(has_change, stim_ts[np.maximum(change_frame, 0)] + _MONITOR_DELAY,
+                           np.nan)
+    # each lick belongs to the trial whose start frame precedes it (AllenSDK rule)
+    lick_frames = lick_frames.astype(np.int64)
+    owner = np.searchsorted(start_frame, lick_frames, side="left") - 1
+    counts = np.bincount(owner[owner >= 0], minlength=n).astype(np.int64)
+    lick_times = stim_ts[lick_frames[owner >= 0]]
+    first_lick = np.full(n, np.nan)
+    has_licks = counts > 0
+    first_lick[has_licks] = lick_times[(np.cumsum(counts) - counts)[has_licks]]
+    aborted = flags["aborted"]
+    response_time = np.where(aborted, np.nan, first_lick)
+    response_latency = np.where(aborted, np.nan,
+                                np.where(counts > 0, first_lick - change_time, np.inf))
+    reward_time = np.full(n, np.nan)
+    reward_volume = np.zeros(n)
+    rewards = np.array([stim_ts[f] for f, _, _ in reward_frames])
+    for i in range(n):
+        inside = np.flatnonzero((rewards >= start_time[i]) & (rewards <= stop_time[i]))
+        if len(inside):
+            reward_time[i] = rewards[inside[0]]
+            reward_volume[i] = reward_frames[inside[0]][1]
+    out: dict[str, Any] = {
+        "trials_id": np.arange(n, dtype=np.int64),
+        "trials_start_time": start_time,
+        "trials_stop_time": stop_time,
+        "initial_image_name": np.array([names[t["initial"]] for t in trials], dtype=object),
+        "change_image_name": np.array([names[t["change"]] for t in trials], dtype=object),
+        "trials_is_change": go | flags["auto_rewarded"],
+        "change_time": change_time,
+        "go": go,
+        "catch": catch,
+        "lick_times": lick_times,
+        "lick_times_count": counts,
+        "response_time": response_time,
+        "response_latency": response_latency,
+        "reward_time": reward_time,
+        "reward_volume": reward_volume,
+        **flags,
+        "change_frame": change_frame.astype(np.int64),
+        "trial_length": stop_time - start_time,
+        "licks_timestamps": stim_ts[lick_frames],
+        "licks_frame": lick_frames,
+        "rewards_timestamps": rewards.astype(np.float64),
+        "rewards_volume": np.array([v for _, v, _ in reward_frames], dtype=np.float64),
+        "rewards_auto_rewarded": np.array([a for _, _, a in reward_frames], dtype=bool),
+    }
+    return out
+
+
+def _presentations(stim_ts: np.ndarray, starts: np.ndarray, image: np.ndarray,
+                   omitted: np.ndarray, names: Sequence[str], trials: Mapping[str, Any],
+                   trial_list: list[dict[str, Any]], layout: str) -> dict[str, Any]:
+    """Stimulus presentations as the NWB reader returns them for ``layout``."""
+    n = len(starts)
+    n_images = len(names)
+    delay = _MONITOR_DELAY if layout == "2023" else 0.0  # 2021: no monitor delay
+    end_frame = starts + _FLASH_FRAMES
+    start_time = stim_ts[starts] + delay
+    end_time = np.where(omitted, start_time + 0.25, stim_ts[end_frame] + delay)
+    duration = np.where(omitted, 0.25, end_time - start_time)
+    if layout == "2021":
+        end_frame = np.where(omitted, INT_NULL, end_frame)
+    image_name = np.array([("omitted" if o else names[i]) for i, o in zip(image, omitted,
+                                                                           strict=True)],
+                          dtype=object)
+    # changes: first flash of a new image, omitted flashes skipped
+    is_change = np.zeros(n, dtype=bool)
+    shown = np.flatnonzero(~omitted)
+    is_change[shown[1:]] = image[shown[1:]] != image[shown[:-1]]
+    since = np.zeros(n, dtype=np.int64)
+    for i in range(1, n):
+        since[i] = since[i - 1] if omitted[i] else (0 if is_change[i] else since[i - 1] + 1)
+    t_start, t_stop = trials["trials_start_time"], trials["trials_stop_time"]
+    which = np.searchsorted(t_start, start_time, side="left") - 1
+    in_trial = (start_time < t_stop.max()) & (which >= 0)
+    trials_id = np.where(in_trial, trials["trials_id"][np.maximum(which, 0)], INT_NULL)
+    active = (start_time > t_start.min()) & (start_time < t_stop.max())
+    out: dict[str, Any] = {
+        "stimulus_presentations_id": np.arange(n, dtype=np.int64),
+        "image_index": np.where(omitted, n_images, image).astype(np.int64),
+        "image_name": image_name,
+        "duration": duration,
+        "start_time": start_time,
+        "end_time": end_time,
+        "start_frame": starts.astype(np.int64),
+        "end_frame": end_frame.astype(np.int64),
+        "is_change": is_change,
+        "omitted": omitted.astype(np.float64),
+        "flashes_since_change": since,
+        "stimulus_presentations_trials_id": trials_id.astype(np.int64),
+    }
+    if layout == "2021":
+        out["active"] = active
+        return out
+    sham = [int(starts[t["change_flash"]]) for t in trial_list
+            if t["kind"] in ("false_alarm", "correct_reject")]
+    out.update({
+        "stimulus_block": np.ones(n, dtype=np.int64),
+        "stimulus_block_name": np.full(n, _BLOCK_NAME, dtype=object),
+        "movie_frame_index": np.full(n, INT_NULL, dtype=np.int64),
+        "is_image_novel": np.where(omitted, np.nan, 0.0),
+        "movie_repeat": np.full(n, INT_NULL, dtype=np.int64),
+        # one stimulus block: all of it is active when any presentation is
+        "active": np.full(n, bool(active.any())),
+        "is_sham_change": np.isin(starts, sham),
+        "stimulus_name": np.full(n, _STIMULUS_NAME, dtype=object),
+    })
+    return out
+
+
+# ---- running, eye tracking, templates -------------------------------------------------
+
+
+def _running(seed: int, stim_ts: np.ndarray) -> dict[str, Any]:
+    from scipy.signal import butter, filtfilt
+
+    rng = _rng(seed, _S_RUNNING)
+    n = len(stim_ts)
+    speed = np.clip(12.0 + 14.0 * _smooth(rng, n, 0.998), 0.0, None)
+    raw = speed + rng.normal(0.0, 2.5, n)
+    b, a = butter(3, 4.0, fs=STIMULUS_FRAME_RATE, btype="lowpass")
+    filtered = filtfilt(b, a, raw)
+    dt = np.diff(stim_ts, prepend=stim_ts[0] - _STIM_PERIOD)
+    dtheta = raw * dt / _WHEEL_RADIUS_CM
+    dx = np.degrees(dtheta).astype(np.float32)
+    levels = np.array([4.88159376, 4.88288361, 4.88417346])
+    v_in = levels[rng.choice(3, n, p=[0.2, 0.6, 0.2])]
+    v_sig = np.mod(np.cumsum(dtheta) / (2 * np.pi) + rng.uniform(), 1.0) * 4.87 \
+        + rng.normal(0.0, 0.002, n)
+    return {
+        "running_speed": np.asarray(filtered, dtype=np.float64),
+        "raw_running_speed": raw,
+        "dx": dx.astype(np.float64),
+        "v_sig": np.abs(v_sig),
+        "v_in": v_in,
+    }
+
+
+def _eye(seed: int, eye_ts: np.ndarray) -> dict[str, Any]:
+    rng = _rng(seed, _S_EYE)
+    n = len(eye_ts)
+    eye_cx = 346.7 + 0.6 * _smooth(rng, n, 0.99)
+    eye_cy = 264.0 + 0.6 * _smooth(rng, n, 0.99)
+    fit = {
+        "eye": {
+            "center_x": eye_cx, "center_y": eye_cy,
+            "width": 165.0 + 1.5 * _smooth(rng, n, 0.995),
+            "height": 143.0 + 1.5 * _smooth(rng, n, 0.995),
+            "phi": 0.035 + 0.015 * _smooth(rng, n, 0.99),
+        },
+        "pupil": {
+            "center_x": eye_cx + 2.0 * _smooth(rng, n, 0.99),
+            "center_y": eye_cy + 2.0 * _smooth(rng, n, 0.99),
+            "width": 46.0 + 4.0 * _smooth(rng, n, 0.999),
+            "phi": 0.3 * _smooth(rng, n, 0.95),
+        },
+        "cr": {
+            "width": 7.9 + 0.4 * rng.standard_normal(n),
+            "height": 7.9 + 0.4 * rng.standard_normal(n),
+            "phi": rng.uniform(-1.5, 1.5, n),
+        },
+    }
+    pupil = fit["pupil"]
+    pupil["height"] = 0.95 * pupil["width"] + 0.5 * rng.standard_normal(n)
+    fit["cr"]["center_x"] = pupil["center_x"] + 6.0 + 0.3 * rng.standard_normal(n)
+    fit["cr"]["center_y"] = pupil["center_y"] - 4.0 + 0.3 * rng.standard_normal(n)
+    # blinks: a closed eye (tiny eye area, no pupil fit) or a bad pupil fit (outlier)
+    n_blinks = max(2, int(rng.poisson(6.0 * n / 3600.0)))
+    for start in rng.choice(max(n - 10, 1), n_blinks, replace=False):
+        stop = min(n, int(start) + int(rng.integers(3, 9)))
+        if rng.random() < 0.5:
+            fit["eye"]["height"][start:stop] *= 0.15
+            for key in pupil:
+                pupil[key][start:stop] = np.nan
+        else:
+            pupil["width"][start:stop] *= 4.0
+            pupil["height"][start:stop] *= 4.0
+    out: dict[str, Any] = {"eye_frame": np.arange(n, dtype=np.int64), "eye_timestamps": eye_ts}
+    for part, values in fit.items():
+        for key, value in values.items():
+            out[f"{part}_{key}"] = value
+    out["cr_area_raw"] = np.pi * fit["cr"]["width"] * fit["cr"]["height"]
+    out["eye_area_raw"] = np.pi * fit["eye"]["width"] * fit["eye"]["height"]
+    out["pupil_area_raw"] = np.pi * np.fmax(pupil["width"], pupil["height"]) ** 2
+    out["pupil_area_raw"][np.isnan(pupil["width"])] = np.nan
+    return out
+
+
+def _templates(seed: int, n_images: int, shape: Sequence[int]) -> dict[str, Any]:
+    rng = _rng(seed, _S_TEMPLATES)
+    rows, cols = int(shape[0]), int(shape[1])
+    y, x = np.meshgrid(np.linspace(-1, 1, rows), np.linspace(-1, 1, cols), indexing="ij")
+    visible = (x / 1.05) ** 2 + (y / 0.95) ** 2 <= 1.0
+    radius = np.sqrt(x * x + y * y)
+    # the monitor warp: sample the image at a radially stretched position
+    scale = 1.0 + 0.15 * radius**2
+    src_r = np.clip(np.round((y * scale + 1) / 2 * (rows - 1)), 0, rows - 1).astype(int)
+    src_c = np.clip(np.round((x * scale + 1) / 2 * (cols - 1)), 0, cols - 1).astype(int)
+    unwarped = np.empty((n_images, rows, cols))
+    warped = np.empty((n_images, rows, cols), dtype=np.uint8)
+    for i in range(n_images):
+        image = np.full((rows, cols), 128.0)
+        for _ in range(6):
+            cy, cx, s = rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(0.15, 0.5)
+            image += rng.uniform(-90, 90) * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * s * s))
+        image = np.clip(np.round(image), 0, 255)
+        warped[i] = image[src_r, src_c].astype(np.uint8)
+        unwarped[i] = np.where(visible, image, np.nan)
+    return {
+        "template_image_name": np.array(_image_names(n_images), dtype=object),
+        "stimulus_template_warped": warped,
+        "stimulus_template_unwarped": unwarped,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# writing NWB files
+
+_OPHYS = "processing/ophys"
+_SEG = f"{_OPHYS}/image_segmentation/cell_specimen_table"
+_EYE = "acquisition/EyeTracking"
+_NS_BEHAVIOR = "ndx-aibs-behavior-ophys"
+_NWB_VERSION = "2.7.0"
+#: Bytes of traces per written block (all ROIs x a block of frames, per variable).
+_WRITE_BLOCK_BYTES = 8 * 2**20
+_CELL_COLUMNS = {
+    "cell_specimen_id": "Unified id of segmented cell across experiments (after cell matching)",
+    "height": "Height of ROI in pixels",
+    "mask_image_plane": "Which image plane an ROI resides on. Overlapping ROIs are stored on "
+                        "different mask image planes.",
+    "max_correction_down": "Max motion correction in down direction in pixels",
+    "max_correction_left": "Max motion correction in left direction in pixels",
+    "max_correction_right": "Max motion correction in right direction in pixels",
+    "max_correction_up": "Max motion correction in up direction in pixels",
+    "valid_roi": "Indicates if cell classification found the ROI to be a cell or not",
+    "width": "Width of ROI in pixels",
+    "x": "x position of ROI in Image Plane in pixels (top left corner)",
+    "y": "y position of ROI in Image Plane in pixels (top left corner)",
+}
+#: Trials table columns in file order: (file column, Dataset variable).
+_TRIAL_COLUMNS = (
+    ("start_time", "trials_start_time"), ("stop_time", "trials_stop_time"),
+    ("initial_image_name", "initial_image_name"), ("change_image_name", "change_image_name"),
+    ("is_change", "trials_is_change"), ("change_time", "change_time"), ("go", "go"),
+    ("catch", "catch"), ("lick_times", "lick_times"), ("response_time", "response_time"),
+    ("response_latency", "response_latency"), ("reward_time", "reward_time"),
+    ("reward_volume", "reward_volume"), ("hit", "hit"), ("false_alarm", "false_alarm"),
+    ("miss", "miss"), ("correct_reject", "correct_reject"), ("aborted", "aborted"),
+    ("auto_rewarded", "auto_rewarded"), ("change_frame", "change_frame"),
+    ("trial_length", "trial_length"),
+)
+#: Presentation columns of the 2023 layout in file order (file column, Dataset variable).
+_PRESENTATION_COLUMNS_2023 = (
+    ("start_time", "start_time"), ("stop_time", "end_time"),
+    ("stimulus_block", "stimulus_block"), ("stimulus_block_name", "stimulus_block_name"),
+    ("image_index", "image_index"), ("image_name", "image_name"),
+    ("movie_frame_index", "movie_frame_index"), ("duration", "duration"),
+    ("start_frame", "start_frame"), ("end_frame", "end_frame"), ("is_change", "is_change"),
+    ("is_image_novel", "is_image_novel"), ("omitted", "omitted"),
+    ("movie_repeat", "movie_repeat"), ("flashes_since_change", "flashes_since_change"),
+    ("trials_id", "stimulus_presentations_trials_id"), ("image_set", None),
+    ("active", "active"), ("is_sham_change", "is_sham_change"),
+    ("stimulus_name", "stimulus_name"),
+)
+#: Presentation columns of the 2021 layout (one table per image name).
+_PRESENTATION_COLUMNS_2021 = (
+    ("start_time", "start_time"), ("stop_time", "end_time"), ("duration", "duration"),
+    ("end_frame", "end_frame"), ("image_index", "image_index"), ("image_name", "image_name"),
+    ("image_set", None), ("index", None), ("is_change", "is_change"),
+    ("omitted", "omitted"), ("start_frame", "start_frame"),
+)
+_PRESENTATION_DESCRIPTIONS = {
+    "start_time": "Start time of epoch, in seconds",
+    "stop_time": "Stop time of epoch, in seconds",
+    "stimulus_block": "Index of contiguous presentations of one stimulus type",
+    "stimulus_name": "Name of stimulus",
+}
+_EXPERIMENT_DESCRIPTION = (
+    "2-photon calcium imaging in the visual cortex of the mouse brain as the mouse performs a "
+    "visual change detection task with a set of natural images upon which it has been "
+    "previously trained. Image stimuli are displayed for 250 ms with a 500 ms intervening gray "
+    "period. 5% of non-change image presentations are randomly omitted. The session is 75 "
+    "minutes long, with 5 minutes of gray screen before and after 60 minutes of behavior, "
+    "followed by 10 repeats of a 30 second natural movie stimulus at the end of the session."
+)
+_V_IN_DESCRIPTION = (
+    'The theoretical maximum voltage that the running wheel encoder will reach prior to '
+    '"wrapping". This should theoretically be 5V (after crossing 5V goes to 0V, or vice '
+    'versa). In practice the encoder does not always reach this value before wrapping, which '
+    'can cause transient spikes in speed at the voltage "wraps".'
+)
+
+
+def write_session_nwb(path: str | os.PathLike[str], *, overwrite: bool = False,
+                      **simulate_kwargs: Any) -> Path:
+    """Simulate a session and write it as an NWB file.
+
+    ``write_session_nwb(path, **kwargs)`` is ``write_nwb(simulate_session(**kwargs), path)``.
+
+    Parameters
+    ----------
+    path
+        The new file.
+    overwrite
+        Replace an existing file.
+    **simulate_kwargs
+        Arguments of :func:`simulate_session` (the layout is taken from ``layout``).
+
+    Returns
+    -------
+    pathlib.Path
+        The file.
+    """
+    return write_nwb(simulate_session(**simulate_kwargs), path, overwrite=overwrite)
+
+
+def write_nwb(
+    ds: xr.Dataset,
+    path: str | os.PathLike[str],
+    *,
+    layout: Layout | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a session Dataset as an AllenSDK Visual Behavior Ophys NWB file (h5py only).
+
+    The file has the groups, datasets, dtypes and NWB attributes (``neurodata_type``,
+    ``namespace``, ``object_id``, ``colnames``, descriptions, region and index
+    references, soft links) that AllenSDK 2.16.2 writes (``layout="2023"``), or the
+    layout of the 2021 releases (``layout="2021"``: ``experiment_container_id``, no
+    demixed / neuropil traces, trials ``stimulus_change`` and float ``change_frame``, one
+    presentations table per image name plus ``omitted_presentations``), and it caches the
+    NWB specifications so that pynwb can read it.  ROI masks and traces are written block
+    by block (traces time-major, contiguous; events gzip-compressed and chunked), so a
+    dask-backed Dataset is never held in memory at once.
+
+    The file is written under a temporary name in the same folder and renamed at the
+    end: an interrupted write never leaves a complete-looking file.
+
+    Parameters
+    ----------
+    ds
+        A session Dataset (from :func:`simulate_session` or ``ophys_xr.open_session``).
+        All its ROIs are written; optional variables it lacks are left out of the file.
+    path
+        The new file.
+    layout
+        ``"2023"`` or ``"2021"``; default ``ds.attrs["nwb_layout"]`` (else ``"2023"``).
+        Variables that the layout has no place for are not written.
+    overwrite
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+        The file.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``overwrite`` is False.
+    OptionError
+        Unknown layout.
+    SchemaError
+        ``ds`` lacks a variable or attribute every session file has.
+    """
+    from ophys_xr.io import _check_target, _finish, _sibling_temp
+
+    layout = layout or str(ds.attrs.get("nwb_layout", "2023"))
+    if layout not in LAYOUTS:
+        msg = f"layout must be one of {LAYOUTS}, got {layout!r}"
+        raise OptionError(msg)
+    target = Path(os.fspath(path)).expanduser()
+    _check_target(target, overwrite)
+    tmp = _sibling_temp(target)
+    try:
+        import h5py
+
+        with h5py.File(tmp, "w", rdcc_nbytes=64 * 2**20, rdcc_nslots=100_003) as f:
+            _Writer(f, ds, layout).write()
+        _finish(tmp, target, overwrite=overwrite)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return target
+
+
+def _index_dtype(n_target: int) -> type[np.unsignedinteger]:
+    """hdmf's VectorIndex dtype: the smallest unsigned integer that holds ``n_target``."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if n_target <= np.iinfo(dtype).max:
+            return dtype
+    return np.uint64
+
+
+def _resolution(spacing_mm: float) -> float:
+    """The ``resolution`` attribute (cm/pixel) that gives back ``spacing_mm`` times 10."""
+    value = spacing_mm / 10.0
+    for direction in (np.inf, -np.inf):
+        candidate = value
+        for _ in range(4):
+            if candidate * 10.0 == spacing_mm:
+                return float(candidate)
+            candidate = float(np.nextafter(candidate, direction))
+    return value
+
+
+def _spec_texts(layout: str) -> dict[str, str]:
+    """The cached NWB namespaces (``/specifications``), as AllenSDK 2.16.2 files carry them.
+
+    For the 2021 layout the ``ndx-aibs-behavior-ophys`` extension is adapted to the
+    attributes of the 2021 files (``experiment_container_id``; no ``project_code``,
+    ``targeted_imaging_depth`` or task ``stimulus_name``), as the 2021 writers defined it
+    under the same namespace version.
+    """
+    raw = resources.files("ophys_xr").joinpath("_nwb_specs/namespaces.json.gz").read_bytes()
+    texts: dict[str, str] = json.loads(gzip.decompress(raw))
+    if layout == "2021":
+        key = f"{_NS_BEHAVIOR}/0.2.0/{_NS_BEHAVIOR}.extension"
+        spec = json.loads(texts[key])
+        for group in spec["groups"]:
+            attrs = []
+            for attr in group.get("attributes", []):
+                if attr["name"] in ("project_code", "targeted_imaging_depth", "stimulus_name"):
+                    continue
+                if attr["name"] == "ophys_container_id":
+                    attr = {**attr, "name": "experiment_container_id"}
+                attrs.append(attr)
+            if "attributes" in group:
+                group["attributes"] = attrs
+        texts[key] = json.dumps(spec, separators=(",", ":"))
+    return texts
+
+
+class _Writer:
+    """Writes one session Dataset into an open, empty h5py file."""
+
+    def __init__(self, f: Any, ds: xr.Dataset, layout: str) -> None:
+        import h5py
+
+        self.h5py = h5py
+        self.f = f
+        self.ds = ds
+        self.layout = layout
+        self.attrs = dict(ds.attrs)
+        self.text = h5py.string_dtype("utf-8")
+
+    # ---- low-level helpers ------------------------------------------------------------
+
+    def require(self, key: str) -> Any:
+        if key not in self.attrs:
+            msg = f"the session Dataset has no attribute {key!r}, which an NWB file needs"
+            raise SchemaError(msg)
+        return self.attrs[key]
+
+    def values(self, name: str) -> np.ndarray:
+        if name not in self.ds.variables:
+            msg = f"the session Dataset has no variable {name!r}, which an NWB file needs"
+            raise SchemaError(msg)
+        return np.asarray(self.ds[name].values)
+
+    def set_attr(self, obj: Any, key: str, value: Any) -> None:
+        if isinstance(value, self.h5py.Reference | str):
+            obj.attrs[key] = value
+        elif isinstance(value, list | tuple | np.ndarray):
+            obj.attrs.create(key, np.array([str(v) for v in value], dtype=object),
+                             dtype=self.text)
+        elif isinstance(value, bool | np.bool_):
+            obj.attrs[key] = np.bool_(value)
+        elif isinstance(value, int | np.integer):
+            obj.attrs[key] = np.int64(value)
+        else:
+            obj.attrs[key] = np.float64(value)
+
+    def typed(self, obj: Any, neurodata_type: str, namespace: str, **attrs: Any) -> Any:
+        for key, value in attrs.items():
+            self.set_attr(obj, key, value)
+        obj.attrs["namespace"] = namespace
+        obj.attrs["neurodata_type"] = neurodata_type
+        obj.attrs["object_id"] = str(uuid.uuid4())
+        return obj
+
+    def group(self, path: str, neurodata_type: str | None = None, namespace: str = "core",
+              **attrs: Any) -> Any:
+        g = self.f.require_group(path)
+        if neurodata_type is not None:
+            self.typed(g, neurodata_type, namespace, **attrs)
+        else:
+            for key, value in attrs.items():
+                self.set_attr(g, key, value)
+        return g
+
+    def dataset(self, path: str, data: Any = None, *, neurodata_type: str | None = None,
+                namespace: str = "hdmf-common", attrs: Mapping[str, Any] | None = None,
+                **kwargs: Any) -> Any:
+        if data is not None:
+            array = np.asarray(data)
+            if array.dtype.kind in "OUT":
+                kwargs.setdefault("dtype", self.text)
+                array = np.array([str(v) for v in array.ravel()], dtype=object).reshape(
+                    array.shape) if array.ndim else str(array[()])
+            data = array
+        dset = self.f.create_dataset(path, data=data, **kwargs)
+        if neurodata_type is not None:
+            self.typed(dset, neurodata_type, namespace, **(attrs or {}))
+        else:
+            for key, value in (attrs or {}).items():
+                self.set_attr(dset, key, value)
+        return dset
+
+    def link(self, path: str, target: str) -> None:
+        self.f[path] = self.h5py.SoftLink(f"/{target}")
+
+    def timestamps(self, path: str, values: np.ndarray) -> None:
+        self.dataset(path, np.asarray(values, dtype=np.float64),
+                     attrs={"interval": 1, "unit": "seconds"})
+
+    def timeseries(self, path: str, data: Any, *, unit: str, timestamps: np.ndarray | None = None,
+                   timestamps_link: str | None = None, description: str = "no description",
+                   neurodata_type: str = "TimeSeries", namespace: str = "core",
+                   **data_kwargs: Any) -> None:
+        self.group(path, neurodata_type, namespace, comments="no comments",
+                   description=description)
+        self.dataset(f"{path}/data", data, attrs={"conversion": 1.0, "offset": 0.0,
+                                                  "resolution": -1.0, "unit": unit},
+                     **data_kwargs)
+        if timestamps_link is not None:
+            self.link(f"{path}/timestamps", timestamps_link)
+        elif timestamps is not None:
+            self.timestamps(f"{path}/timestamps", timestamps)
+
+    def table(self, path: str, columns: Mapping[str, Any], ids: np.ndarray, *,
+              neurodata_type: str, description: str,
+              descriptions: Mapping[str, str]) -> Any:
+        """A DynamicTable; ``columns`` values are arrays, or ``(flat, counts)`` ragged pairs."""
+        g = self.group(path, neurodata_type, "core", colnames=list(columns),
+                       description=description)
+        self.dataset(f"{path}/id", np.asarray(ids, dtype=np.int64),
+                     neurodata_type="ElementIdentifiers")
+        for name, values in columns.items():
+            desc = descriptions.get(name, "No description")
+            if isinstance(values, tuple):  # ragged: (flat values, counts per row)
+                flat, counts = values
+                target = self.dataset(f"{path}/{name}", flat, neurodata_type="VectorData",
+                                      attrs={"description": desc})
+                ends = np.cumsum(counts).astype(_index_dtype(len(flat)))
+                self.dataset(f"{path}/{name}_index", ends, neurodata_type="VectorIndex",
+                             attrs={"description": f"Index for VectorData '{name}'",
+                                    "target": target.ref})
+            else:
+                self.dataset(f"{path}/{name}", values, neurodata_type="VectorData",
+                             attrs={"description": desc})
+        return g
+
+    # ---- the file ---------------------------------------------------------------------
+
+    def write(self) -> None:
+        self.root()
+        self.general()
+        self.stimulus_timestamps()
+        self.running()
+        self.licks_rewards()
+        self.cells()
+        self.traces()
+        self.images()
+        self.eye_tracking()
+        self.trials()
+        self.presentations()
+        self.templates()
+        self.specifications()
+
+    def root(self) -> None:
+        f = self.f
+        for name in ("acquisition", "analysis", "general", "intervals", "processing",
+                     "stimulus/presentation", "stimulus/templates"):
+            f.require_group(name)
+        self.typed(f, "NWBFile", "core", nwb_version=_NWB_VERSION)
+        start = str(self.require("date_of_acquisition"))
+        self.dataset("identifier", str(self.require("ophys_experiment_id")))
+        self.dataset("session_description", str(self.require("session_type")))
+        ascii_text = self.h5py.string_dtype("ascii")  # NWB isodatetime
+        self.dataset("session_start_time", start, dtype=ascii_text)
+        self.dataset("timestamps_reference_time", start, dtype=ascii_text)
+        created = datetime.now(UTC).isoformat(timespec="microseconds")
+        self.dataset("file_create_date", np.array([created], dtype=object), dtype=ascii_text)
+
+    def general(self) -> None:
+        a = self.attrs
+        self.dataset("general/experiment_description", _EXPERIMENT_DESCRIPTION)
+        self.dataset("general/institution", "Allen Institute for Brain Science")
+        self.dataset("general/keywords", np.array(
+            ["2-photon", "calcium imaging", "visual cortex", "behavior", "task"], dtype=object))
+        equipment = str(self.require("equipment_name"))
+        rig = "Mesoscope" if equipment.startswith("MESO") else "Scientifica"
+        self.group(f"general/devices/{equipment}", "Device", "core",
+                   description=f"Allen Brain Observatory - {rig} 2P Rig",
+                   manufacturer="Scientifica")
+        # /general/metadata
+        meta: dict[str, Any] = {
+            "behavior_session_id": int(self.require("behavior_session_id")),
+            "behavior_session_uuid": str(a.get("behavior_session_uuid", "None")),
+            "equipment_name": equipment,
+            "field_of_view_height": int(self.require("field_of_view_height")),
+            "field_of_view_width": int(self.require("field_of_view_width")),
+            "imaging_depth": int(self.require("imaging_depth")),
+            "imaging_plane_group": int(a.get("imaging_plane_group", -1)),
+            "imaging_plane_group_count": int(a.get("imaging_plane_group_count", 0)),
+        }
+        container = a.get("ophys_container_id")
+        if self.layout == "2023":
+            if container is not None:
+                meta["ophys_container_id"] = int(container)
+        elif container is not None:
+            meta["experiment_container_id"] = int(container)
+        meta["ophys_experiment_id"] = int(self.require("ophys_experiment_id"))
+        meta["ophys_session_id"] = int(self.require("ophys_session_id"))
+        if self.layout == "2023":
+            meta["project_code"] = str(a.get("project_code", "Not Available"))
+        meta["session_type"] = str(self.require("session_type"))
+        meta["stimulus_frame_rate"] = float(self.require("stimulus_frame_rate"))
+        if self.layout == "2023":
+            depth = a.get("targeted_imaging_depth", a.get("imaging_depth"))
+            meta["targeted_imaging_depth"] = int(depth)
+        self.group("general/metadata", "OphysBehaviorMetadata", _NS_BEHAVIOR, **meta)
+        # /general/subject
+        subject: dict[str, Any] = {}
+        if a.get("driver_line") is not None:
+            subject["driver_line"] = list(a["driver_line"])
+        subject["reporter_line"] = str(a.get("reporter_line", "None"))
+        self.group("general/subject", "BehaviorSubject", _NS_BEHAVIOR, **subject)
+        age = a.get("age_in_days")
+        self.dataset("general/subject/age", f"P{int(age)}D" if age is not None else "null",
+                     attrs={"reference": "birth"})
+        self.dataset("general/subject/description",
+                     "A visual behavior subject with a LabTracks ID")
+        if a.get("full_genotype") is not None:
+            self.dataset("general/subject/genotype", str(a["full_genotype"]))
+        self.dataset("general/subject/sex", str(self.require("sex")))
+        self.dataset("general/subject/species", "Mus musculus")
+        self.dataset("general/subject/subject_id", str(self.require("mouse_id")))
+        # /general/task_parameters
+        params = json.loads(str(self.require("task_parameters")))
+        task: dict[str, Any] = {}
+        for key in ("auto_reward_volume", "omitted_flash_fraction", "reward_volume",
+                    "stimulus_duration_sec"):
+            if params.get(key) is not None:
+                task[key] = float(params[key])
+        for key in ("blank_duration_sec", "response_window_sec"):
+            task[key] = [repr(float(v)) for v in params[key]]
+        task["n_stimulus_frames"] = int(params["n_stimulus_frames"])
+        for key in ("session_type", "stimulus", "stimulus_distribution", "task"):
+            task[key] = str(params[key])
+        if self.layout == "2023" and params.get("stimulus_name") is not None:
+            task["stimulus_name"] = str(params["stimulus_name"])
+        self.group("general/task_parameters", "BehaviorTaskParameters", _NS_BEHAVIOR,
+                   **dict(sorted(task.items())))
+        # /general/optophysiology
+        plane = "general/optophysiology/imaging_plane_1"
+        self.group(plane, "ImagingPlane", "core")
+        self.group(f"{plane}/channel_1", "OpticalChannel", "core")
+        self.dataset(f"{plane}/channel_1/description", "2P Optical Channel")
+        self.dataset(f"{plane}/channel_1/emission_lambda",
+                     np.float64(a.get("emission_lambda", 520.0)))
+        structure = str(self.require("targeted_structure"))
+        self.dataset(f"{plane}/description",
+                     f"({meta['field_of_view_width']}, {meta['field_of_view_height']}) field of "
+                     f"view in {structure} at depth {meta['imaging_depth']} um")
+        self.link(f"{plane}/device", f"general/devices/{equipment}")
+        self.dataset(f"{plane}/excitation_lambda", np.float64(a.get("excitation_lambda", 910.0)))
+        self.dataset(f"{plane}/imaging_rate", np.float64(self.require("ophys_frame_rate")))
+        self.dataset(f"{plane}/indicator", str(a.get("indicator") or "unknown"))
+        self.dataset(f"{plane}/location", structure)
+        # eye-tracking rig geometry
+        if "eye_tracking_rig_geometry" in a:
+            geometry = json.loads(str(a["eye_tracking_rig_geometry"]))
+            self.group("processing/eye_tracking_rig_metadata", "ProcessingModule", "core",
+                       description="Eye tracking rig metadata module")
+            path = "processing/eye_tracking_rig_metadata/eye_tracking_rig_metadata"
+            self.group(path, "OphysEyeTrackingRigMetadata", _NS_BEHAVIOR,
+                       equipment=str(geometry.get("equipment", equipment)))
+            for name, key, unit in (("camera_position", "camera_position_mm", "mm"),
+                                    ("camera_rotation", "camera_rotation_deg", "deg"),
+                                    ("led_position", "led_position", "mm"),
+                                    ("monitor_position", "monitor_position_mm", "mm"),
+                                    ("monitor_rotation", "monitor_rotation_deg", "deg")):
+                self.dataset(f"{path}/{name}", np.asarray(geometry[key], dtype=np.float64),
+                             attrs={"unit_of_measurement": unit})
+
+    def stimulus_timestamps(self) -> None:
+        ts = self.values("stimulus_timestamps").astype(np.float64)
+        self.group("processing/stimulus", "ProcessingModule", "core",
+                   description="Stimulus Times processing")
+        self.timeseries("processing/stimulus/timestamps", ts, unit="s", timestamps=ts)
+
+    def running(self) -> None:
+        ts = self.values("stimulus_timestamps").astype(np.float64)
+        self.group("processing/running", "ProcessingModule", "core",
+                   description="Running speed processing module")
+        for name, var, unit, description, dtype in (
+            ("dx", "dx", "cm", "Running wheel angular change, computed during data collection",
+             np.float32),
+            ("speed", "running_speed", "cm/s", "no description", np.float64),
+            ("speed_unfiltered", "raw_running_speed", "cm/s", "no description", np.float64),
+        ):
+            if var in self.ds:
+                self.timeseries(f"processing/running/{name}", self.values(var).astype(dtype),
+                                unit=unit, timestamps=ts, description=description)
+        for var, description in (("v_in", _V_IN_DESCRIPTION),
+                                 ("v_sig", "Voltage signal from the running wheel encoder")):
+            if var in self.ds:
+                self.timeseries(f"acquisition/{var}", self.values(var).astype(np.float64),
+                                unit="V", timestamps=ts, description=description)
+
+    def licks_rewards(self) -> None:
+        frames = self.values("licks_frame").astype(np.int64)
+        if len(frames):  # the AllenSDK skips empty lick and reward modules
+            self.group("processing/licking", "ProcessingModule", "core",
+                       description="Licking behavior processing module")
+            self.timeseries("processing/licking/licks", frames, unit="N/A",
+                            timestamps=self.values("licks_timestamps"),
+                            description="Timestamps and stimulus presentation frame indices "
+                                        "for lick events")
+        volume = self.values("rewards_volume").astype(np.float64)
+        if len(volume):
+            ts = self.values("rewards_timestamps")
+            self.group("processing/rewards", "ProcessingModule", "core",
+                       description="Licking behavior processing module")
+            self.timeseries("processing/rewards/autorewarded",
+                            self.values("rewards_auto_rewarded").astype(bool), unit="mL",
+                            timestamps=ts)
+            self.timeseries("processing/rewards/volume", volume, unit="mL", timestamps=ts)
+
+    def cells(self) -> None:
+        ds = self.ds
+        self.group(_OPHYS, "ProcessingModule", "core", description="Ophys processing module")
+        self.group(f"{_OPHYS}/image_segmentation", "ImageSegmentation", "core")
+        columns = {name: self.values(name) for name in _CELL_COLUMNS}
+        self.table(_SEG, columns, self.values("cell_roi_id"), neurodata_type="PlaneSegmentation",
+                   description="Segmented rois", descriptions=_CELL_COLUMNS)
+        self.set_attr(self.f[_SEG], "colnames", [*_CELL_COLUMNS, "image_mask"])
+        mask = ds["roi_mask"]
+        n, height, width = mask.shape
+        dset = self.dataset(f"{_SEG}/image_mask", shape=(n, height, width), dtype=bool,
+                            neurodata_type="VectorData",
+                            attrs={"description": "Image masks for each ROI"})
+        step = max(1, (64 * 2**20) // max(height * width, 1))
+        for a in range(0, n, step):
+            dset[a:a + step] = np.asarray(mask[a:a + step].values, dtype=bool)
+        self.f.require_group(f"{_SEG}/reference_images")
+        self.link(f"{_SEG}/imaging_plane", "general/optophysiology/imaging_plane_1")
+
+    def traces(self) -> None:
+        ds = self.ds
+        n_rois, n_frames = ds.sizes["cell_specimen_id"], ds.sizes["time"]
+        time = self.values("time").astype(np.float64)
+        series = {"dff": ("DfOverF", f"{_OPHYS}/dff"),
+                  "corrected_fluorescence": ("Fluorescence", f"{_OPHYS}/corrected_fluorescence"),
+                  "demixed_trace": ("Fluorescence", f"{_OPHYS}/demixed_trace"),
+                  "neuropil_trace": ("Fluorescence", f"{_OPHYS}/neuropil_trace")}
+        if self.layout == "2021":
+            del series["demixed_trace"], series["neuropil_trace"]
+        targets: dict[str, tuple[Any, np.ndarray]] = {}
+        all_rows = np.arange(n_rois)
+        region = f"{_OPHYS}/dff/traces/rois"
+        for name, (container, group) in series.items():
+            if name not in ds:
+                continue
+            self.group(group, container, "core")
+            path = f"{group}/traces"
+            self.group(path, "RoiResponseSeries", "core", comments="no comments",
+                       description="no description")
+            dset = self.dataset(f"{path}/data", shape=(n_frames, n_rois), dtype=np.float64,
+                                attrs={"conversion": 1.0, "offset": 0.0, "resolution": -1.0,
+                                       "unit": "NA"})
+            targets[name] = (dset, all_rows)
+            if name == "dff":
+                self.dataset(region, all_rows.astype(np.int64), neurodata_type="DynamicTableRegion",
+                             attrs={"description": "segmented cells labeled by cell_specimen_id",
+                                    "table": self.f[_SEG].ref})
+            else:
+                self.link(f"{path}/rois", region)
+            self.timestamps(f"{path}/timestamps", time)
+        if self.layout == "2023" and "corrected_fluorescence" in targets:
+            for var in ("r", "RMSE"):
+                if var in ds:
+                    path = f"{_OPHYS}/corrected_fluorescence/{var}"
+                    self.timeseries(path, self.values(var).astype(np.float64), unit="NA",
+                                    timestamps=np.arange(n_rois, dtype=np.float64),
+                                    neurodata_type="RoiResponseSeries")
+                    self.link(f"{path}/rois", region)
+        if "events" in ds:
+            path = f"{_OPHYS}/event_detection"
+            rows = np.flatnonzero(~np.isnan(self.values("lambda"))) if "lambda" in ds \
+                else all_rows
+            self.group(path, "OphysEventDetection", "ndx-aibs-ophys-event-detection",
+                       comments="no comments", description="no description")
+            dset = self.dataset(f"{path}/data", shape=(n_frames, len(rows)), dtype=np.float64,
+                                chunks=True if n_frames and len(rows) else None,
+                                compression="gzip", compression_opts=4,
+                                attrs={"conversion": 1.0, "offset": 0.0, "resolution": -1.0,
+                                       "unit": "N/A"})
+            targets["events"] = (dset, rows)
+            for var, stored in (("lambda", "lambdas"), ("noise_std", "noise_stds")):
+                values = self.values(var)[rows] if var in ds else np.full(len(rows), np.nan)
+                self.dataset(f"{path}/{stored}", values.astype(np.float64))
+            self.dataset(f"{path}/rois", rows.astype(np.int64), neurodata_type="DynamicTableRegion",
+                         attrs={"description": "Cells with detected events",
+                                "table": self.f[_SEG].ref})
+            self.timestamps(f"{path}/timestamps", time)
+        self._write_trace_blocks(targets, n_rois, n_frames)
+        for axis in ("x", "y"):
+            path = f"{_OPHYS}/ophys_motion_correction_{axis}"
+            self.timeseries(path, self.values(f"motion_correction_{axis}"), unit="pixels",
+                            timestamps=time)
+
+    def _write_trace_blocks(self, targets: Mapping[str, tuple[Any, np.ndarray]], n_rois: int,
+                            n_frames: int) -> None:
+        """Write the traces block by block of frames (all variables of a block at once)."""
+        if not targets or not n_frames:
+            return
+        names = list(targets)
+        chunks = self.ds[names[0]].chunks
+        step = max(1, _WRITE_BLOCK_BYTES // (8 * max(n_rois, 1)))
+        if chunks is not None:
+            step = max(chunks[1])
+        for a in range(0, n_frames, step):
+            b = min(a + step, n_frames)
+            block = self.ds[names].isel(time=slice(a, b)).compute()
+            for name in names:
+                dset, rows = targets[name]
+                values = np.asarray(block[name].values, dtype=np.float64)[rows]
+                dset[a:b, :] = np.ascontiguousarray(values.T)
+
+    def images(self) -> None:
+        path = f"{_OPHYS}/images"
+        self.group(path, "Images", "core", description="no description")
+        spacing = self.require("pixel_spacing")
+        resolution = _resolution(float(spacing[0]))
+        for stored, var in (("average_image", "average_projection"),
+                            ("max_projection", "max_projection"),
+                            ("segmentation_mask_image", "segmentation_mask_image")):
+            values = self.values(var)
+            if var == "segmentation_mask_image":
+                values = values.astype(np.int64)
+            self.dataset(f"{path}/{stored}", values, neurodata_type="GrayscaleImage",
+                         namespace="core",
+                         attrs={"description": f"{stored} image at pixels/cm resolution",
+                                "resolution": resolution})
+
+    def eye_tracking(self) -> None:
+        ds = self.ds
+        if "eye_timestamps" not in ds.variables:
+            return
+        self.group(_EYE, "EllipseEyeTracking", "ndx-ellipse-eye-tracking")
+        stamps = f"{_EYE}/eye_tracking/timestamps"
+        for part, group in (("cr", "corneal_reflection_tracking"), ("eye", "eye_tracking"),
+                            ("pupil", "pupil_tracking")):
+            path = f"{_EYE}/{group}"
+            self.group(path, "EllipseSeries", "ndx-ellipse-eye-tracking",
+                       comments="no comments", description="no description")
+            for name, var in (("angle", "phi"), ("area", "area"), ("area_raw", "area_raw")):
+                self.dataset(f"{path}/{name}", self.values(f"{part}_{var}").astype(np.float64))
+            centre = np.column_stack([self.values(f"{part}_center_x"),
+                                      self.values(f"{part}_center_y")]).astype(np.float64)
+            self.dataset(f"{path}/data", centre, attrs={"conversion": 1.0, "offset": 0.0,
+                                                        "resolution": -1.0, "unit": "meters"})
+            for name in ("height", "width"):
+                self.dataset(f"{path}/{name}", self.values(f"{part}_{name}").astype(np.float64))
+            self.dataset(f"{path}/reference_frame", "nose")
+            if group == "eye_tracking":
+                self.timestamps(stamps, self.values("eye_timestamps"))
+            else:
+                self.link(f"{path}/timestamps", stamps)
+        self.timeseries(f"{_EYE}/likely_blink", self.values("likely_blink").astype(bool),
+                        unit="N/A", timestamps_link=stamps, description="blinks")
+
+    def trials(self) -> None:
+        counts = self.values("lick_times_count").astype(np.int64)
+        columns: dict[str, Any] = {}
+        for column, var in _TRIAL_COLUMNS:
+            if var == "lick_times":
+                columns[column] = (self.values("lick_times").astype(np.float64), counts)
+                continue
+            if var not in self.ds:
+                continue
+            values = self.values(var)
+            if self.layout == "2021":
+                if column == "is_change":
+                    column = "stimulus_change"
+                elif column == "change_frame":
+                    values = np.where(values == INT_NULL, np.nan, values.astype(np.float64))
+            columns[column] = values
+        descriptions = {c: f"NOT IMPLEMENTED: {c}" for c in columns}
+        descriptions.update({k: v for k, v in _PRESENTATION_DESCRIPTIONS.items()
+                             if k in ("start_time", "stop_time")})
+        self.table("intervals/trials", columns, self.values("trials_id"),
+                   neurodata_type="TimeIntervals", description="experimental trials",
+                   descriptions=descriptions)
+
+    def presentations(self) -> None:
+        ds = self.ds
+        n = ds.sizes["stimulus_presentations_id"]
+        image_name = self.values("image_name").astype(object) if "image_name" in ds \
+            else np.full(n, "", dtype=object)
+        omitted = self.values("omitted") == 1.0
+        image_set = str(self.attrs.get("stimulus_templates_image_set", _IMAGE_SET))
+        # ``index``: the 2021 writers' row number among the shown (or the omitted) flashes
+        rank = np.empty(n, dtype=np.int64)
+        for kind in (omitted, ~omitted):
+            rank[kind] = np.arange(kind.sum())
+        derived = {"image_set": np.where(omitted, "omitted",
+                                         np.where(image_name == "", "", image_set)),
+                   "index": rank}
+        if self.layout == "2023":
+            spec = _PRESENTATION_COLUMNS_2023
+            key = self.values("stimulus_name") if "stimulus_name" in ds else image_name
+        else:
+            spec = _PRESENTATION_COLUMNS_2021
+            key = image_name
+        stim_ts = self.values("stimulus_timestamps")
+        for name in sorted({str(k) for k in key}):
+            rows = np.flatnonzero(key == name)
+            columns: dict[str, Any] = {}
+            for column, var in spec:
+                if var is None:
+                    values = derived[column][rows]
+                elif var in ds:
+                    values = self.values(var)[rows]
+                else:
+                    continue
+                kept = self._presentation_column(column, values)
+                if kept is not None:
+                    columns[column] = kept
+            start = self.values("start_time")[rows]
+            stop = self.values("end_time")[rows]
+            first = np.searchsorted(stim_ts, start, side="left")
+            count = np.searchsorted(stim_ts, stop, side="left") - first
+            columns["tags"] = (np.full(len(rows), "stimulus_time_interval", dtype=object),
+                               np.ones(len(rows), dtype=np.int64))
+            columns["timeseries"] = (first, count)
+            label = name or "spontaneous"
+            path = f"intervals/{label}_presentations"
+            self.table(path, {k: v for k, v in columns.items() if k != "timeseries"},
+                       self.values("stimulus_presentations_id")[rows],
+                       neurodata_type="TimeIntervals",
+                       description=f"Presentation times and stimuli details for '{label}' "
+                                   "stimuli. \nNote: image_name references control_description"
+                                   " in stimulus/templates",
+                       descriptions={**_PRESENTATION_DESCRIPTIONS, "tags": "user-defined tags"})
+            self.set_attr(self.f[path], "colnames", list(columns))
+            self._timeseries_column(path, first, count)
+
+    def _presentation_column(self, column: str, values: np.ndarray) -> np.ndarray | None:
+        """A presentation column as stored, or None where the AllenSDK drops it (all NaN)."""
+        if values.dtype.kind == "O":
+            if all(v == "" for v in values):
+                return None
+            return np.array(["N/A" if v == "" else str(v) for v in values], dtype=object)
+        if values.dtype.kind == "f" and np.isnan(values).all():
+            return None
+        if column == "end_frame" and self.layout == "2021":
+            # the 2021 writers kept the NaN end frame of omitted flashes: a float column,
+            # absent from the omitted flashes' table
+            values = np.where(values == INT_NULL, np.nan, values.astype(np.float64))
+            return None if np.isnan(values).all() else values
+        if values.dtype.kind == "b" and (self.layout == "2023" and column in (
+                "is_change", "is_image_novel", "omitted")):
+            return values.astype(np.float64)
+        if column == "omitted" and self.layout == "2021":
+            return values == 1.0
+        return values
+
+    def _timeseries_column(self, path: str, first: np.ndarray, count: np.ndarray) -> None:
+        h5py = self.h5py
+        dtype = np.dtype([("idx_start", "<i4"), ("count", "<i4"),
+                          ("timeseries", h5py.ref_dtype)])
+        ref = self.f["processing/stimulus/timestamps"].ref
+        data = np.empty(len(first), dtype=dtype)
+        data["idx_start"] = first
+        data["count"] = count
+        data["timeseries"] = ref
+        target = self.dataset(f"{path}/timeseries", data, neurodata_type=
+                              "TimeSeriesReferenceVectorData", namespace="core",
+                              attrs={"description": "index into a TimeSeries object"})
+        ends = np.arange(1, len(first) + 1).astype(_index_dtype(len(first)))
+        self.dataset(f"{path}/timeseries_index", ends, neurodata_type="VectorIndex",
+                     attrs={"description": "Index for VectorData 'timeseries'",
+                            "target": target.ref})
+
+    def templates(self) -> None:
+        ds = self.ds
+        if "template_image_name" not in ds.variables:
+            return
+        name = str(self.attrs.get("stimulus_templates_image_set", _IMAGE_SET))
+        path = f"stimulus/templates/{name}"
+        self.group(path, "StimulusTemplate", "ndx-aibs-stimulus-template",
+                   comments="no comments", description="no description")
+        names = self.values("template_image_name")
+        self.dataset(f"{path}/control", np.arange(len(names)).astype(np.uint8))
+        self.dataset(f"{path}/control_description", names.astype(object))
+        self.dataset(f"{path}/data", self.values("stimulus_template_warped").astype(np.uint8),
+                     attrs={"conversion": 1.0, "offset": 0.0, "resolution": -1.0, "unit": "NA"})
+        self.dataset(f"{path}/format", "raw")
+        self.timestamps(f"{path}/timestamps", np.full(len(names), np.nan))
+        self.dataset(f"{path}/unwarped",
+                     self.values("stimulus_template_unwarped").astype(np.float64))
+        # the image index of the presentations of this image set (not read by any reader)
+        omitted = self.values("omitted") == 1.0
+        image_name = self.values("image_name").astype(object)
+        shown = ~omitted & np.isin(image_name, names)
+        index = f"stimulus/presentation/{name}"
+        self.timeseries(index, self.values("image_index")[shown].astype(np.uint32),
+                        unit="N/A", timestamps=self.values("start_time")[shown],
+                        neurodata_type="IndexSeries")
+        self.link(f"{index}/indexed_timeseries", path)
+
+    def specifications(self) -> None:
+        for key, text in _spec_texts(self.layout).items():
+            self.dataset(f"specifications/{key}", text)
+        self.f.attrs[".specloc"] = self.f["specifications"].ref
