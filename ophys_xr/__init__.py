@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dask.array as _dask_array  # noqa: F401  (paid at import, not at the first open)
+
 from ophys_xr import accessors as _accessors  # noqa: F401  (registers ds.ophys)
 from ophys_xr import datasets
 from ophys_xr.behavior import performance, reward_rate

@@ -491,7 +491,8 @@ def _trace_arrays(p: _TraceParams, chunk_frames: int) -> dict[str, Any]:
     chunks = ((len(p.kinds),), (len(p.f0),), tuple(b - a for a, b in bounds))
     stacked = da.Array(graph, name, chunks, dtype=np.float64,
                        meta=np.empty((0, 0, 0), dtype=np.float64))
-    return {kind: stacked[i] for i, kind in enumerate(p.kinds)}
+    # (time, cell_specimen_id): the schema order, as NWB stores traces
+    return {kind: stacked[i].T for i, kind in enumerate(p.kinds)}
 
 
 def _motion(seed: int, n_frames: int, cells: Mapping[str, Any]) -> dict[str, Any]:
@@ -1470,14 +1471,14 @@ class _Writer:
         chunks = self.ds[names[0]].chunks
         step = max(1, _WRITE_BLOCK_BYTES // (8 * max(n_rois, 1)))
         if chunks is not None:
-            step = max(chunks[1])
+            step = max(self.ds[names[0]].chunksizes["time"])
         for a in range(0, n_frames, step):
             b = min(a + step, n_frames)
             block = self.ds[names].isel(time=slice(a, b)).compute()
             for name in names:
                 dset, rows = targets[name]
-                values = np.asarray(block[name].values, dtype=np.float64)[rows]
-                dset[a:b, :] = np.ascontiguousarray(values.T)
+                values = block[name].transpose("time", "cell_specimen_id").values
+                dset[a:b, :] = np.asarray(values, dtype=np.float64)[:, rows]
 
     def images(self) -> None:
         path = f"{_OPHYS}/images"

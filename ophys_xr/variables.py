@@ -109,7 +109,7 @@ _PRES = "intervals/*_presentations"
 _TRIALS = "intervals/trials"
 
 CELL = ("cell_specimen_id",)
-TRACE = ("cell_specimen_id", "time")
+TRACE = ("time", "cell_specimen_id")
 IMAGE = ("row", "column")
 EYE = ("eye_frame",)
 STIM = ("stimulus_frame",)

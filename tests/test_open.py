@@ -20,7 +20,7 @@ def test_open_and_select_compute_nothing(tiny_path) -> None:
         sub = sub.sel(eye_frame=slice(10, 20))
         _ = ds.ophys.blink_filter(z_threshold=2.0)
         _ = ds.ophys.roi_masks([int(ds.cell_specimen_id[0])])
-    assert sub.dff.shape == (2, 100)
+    assert sub.dff.shape == (100, 2)
     ds.close()
 
 
@@ -32,7 +32,7 @@ def test_open_reads_no_large_array(tiny_path, monkeypatch) -> None:
     monkeypatch.setattr(H5ArrayWrapper, "_raw", fail)
     with ophys_xr.open_session(tiny_path) as ds:
         sub = ds.isel(time=slice(0, 5))
-        assert sub.dff.shape == (4, 5)
+        assert sub.dff.shape == (5, 4)
 
 
 def test_large_variables_are_dask(tiny_path) -> None:
@@ -48,8 +48,11 @@ def test_lazy_values_equal_eager(tiny_path) -> None:
         chunked = ds.filtered_events.compute()
         reference = ophys_xr.filter_events(ds.events.compute(), scale_timesteps=2.0)
         xr.testing.assert_allclose(chunked, reference, rtol=0, atol=1e-13)
-        np.testing.assert_array_equal(ds.dff[1:3, 7:900:3].values, ds.dff.values[1:3, 7:900:3])
-        np.testing.assert_array_equal(ds.dff[2, -5:].values, ds.dff.values[2, -5:])
+        np.testing.assert_array_equal(ds.dff[7:900:3, 1:3].values, ds.dff.values[7:900:3, 1:3])
+        np.testing.assert_array_equal(ds.dff[-5:, 2].values, ds.dff.values[-5:, 2])
+        picked = ds.dff.isel(time=[3, 7, 100], cell_specimen_id=[0, 2]).values
+        np.testing.assert_array_equal(picked, ds.dff.values[[3, 7, 100]][:, [0, 2]])
+        assert ds.dff.values.flags.writeable
 
 
 def test_pickle_open_dataset(tiny_path) -> None:

@@ -58,6 +58,6 @@ def test_builder_rejects_unsafe_attrs(tiny_path) -> None:
         with pytest.raises(ophys_xr.SchemaError, match="netCDF"):
             create_session_dataset(variables, {**ds.attrs, "d": {"a": 1}}, derive=False)
         bad = dict(variables)
-        bad["dff"] = xr.Variable(("time", "cell_specimen_id"), np.zeros((3859, 4)))
+        bad["dff"] = xr.Variable(("cell_specimen_id", "time"), np.zeros((4, 3859)))
         with pytest.raises(ophys_xr.SchemaError, match="dims"):
             create_session_dataset(bad, ds.attrs, derive=False)

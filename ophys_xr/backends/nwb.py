@@ -20,7 +20,13 @@ import xarray as xr
 from xarray.backends import BackendEntrypoint
 
 from ophys_xr import _compute
-from ophys_xr.backends._arrays import HDF5_LOCK, H5ArrayWrapper, lazy, open_manager
+from ophys_xr.backends._arrays import (
+    HDF5_LOCK,
+    DaskSource,
+    H5ArrayWrapper,
+    memmap_info,
+    open_manager,
+)
 from ophys_xr.exceptions import (
     InvalidSessionFileError,
     NotAnOphysSessionError,
@@ -38,8 +44,9 @@ OPHYS = "processing/ophys"
 SEG = f"{OPHYS}/image_segmentation/cell_specimen_table"
 EYE = "acquisition/EyeTracking"
 INT_NULL = -99
-#: Bytes per dask chunk of the large arrays.
-CHUNK_BYTES = 32 * 2**20
+#: Bytes per dask chunk of the large arrays (along the first stored axis, in whole storage
+#: chunks for chunked datasets).
+CHUNK_BYTES = 64 * 2**20
 _PRES_SKIP = {"tags", "tags_index", "timeseries", "timeseries_index", "id"}
 _PRES_DROP = {"image_set", "index"}
 _PRES_RENAME = {"stop_time": "end_time", "trials_id": "stimulus_presentations_trials_id"}
@@ -189,10 +196,6 @@ def h5_is_str(dset: Any) -> bool:
     return h5py.check_string_dtype(dset.dtype) is not None
 
 
-def _chunk_len(row_bytes: int, n: int) -> int:
-    return int(max(1, min(n, CHUNK_BYTES // max(row_bytes, 1))))
-
-
 class _Reader:
     """Reads one file: small things eagerly, large ones as lazy variables."""
 
@@ -211,45 +214,50 @@ class _Reader:
 
     def wrapper(self, h5path: str, dtype: Any, **kwargs: Any) -> H5ArrayWrapper:
         dset = self.f[h5path]
+        mapped = memmap_info(dset, str(self.path)) if isinstance(self.path, Path) else None
         return H5ArrayWrapper(self.manager, h5path, dset.shape, np.dtype(dtype),
-                              lock=self.lock, token=self.token, **kwargs)
+                              lock=self.lock, token=self.token, memmap=mapped, **kwargs)
 
-    def variable(self, name: str, array: H5ArrayWrapper, chunks: dict[str, int]) -> xr.Variable:
-        """A dask-backed variable over ``array`` with deterministic chunk names."""
+    def variable(
+        self, name: str, array: H5ArrayWrapper, chunks: dict[str, int] | None = None
+    ) -> xr.Variable:
+        """A dask-backed variable over ``array`` with deterministic chunk names.
+
+        Chunks follow the HDF5 storage (whole storage chunks, blocks of the first axis for a
+        contiguous dataset), about :data:`CHUNK_BYTES` each, unless ``chunks`` are given.
+        """
         import dask.array as da
         from dask.base import tokenize
 
         dims = SPECS[name].dims
-        chunk_tuple = tuple(chunks.get(d, -1) for d in dims)
+        if chunks is None:
+            chunk_tuple = self._storage_chunks(array)
+        else:
+            chunk_tuple = tuple(chunks.get(d, -1) for d in dims)
         token = tokenize(self.token, name, array, chunk_tuple)
         data = da.from_array(
-            _Adapter(lazy(array)), chunks=chunk_tuple, name=f"ophys-{name}-{token}",
-            asarray=False, fancy=False, meta=np.array((), dtype=array.dtype),
+            # default getter options: dask then pushes slices into the read (a slice of a
+            # chunk reads only that slice)
+            DaskSource(array), chunks=chunk_tuple, name=f"ophys-{name}-{token}",
+            meta=np.array((), dtype=array.dtype),
         )
-        preferred = {d: c for d, c in zip(dims, chunk_tuple, strict=True) if c != -1}
+        preferred = dict(zip(dims, data.chunksize, strict=True))
         return xr.Variable(dims, data, encoding={"preferred_chunks": preferred})
 
-
-class _Adapter:
-    """Numpy-style indexing over a LazilyIndexedArray, for ``dask.array.from_array``."""
-
-    def __init__(self, array: Any) -> None:
-        self.array = array
-        self.shape = array.shape
-        self.dtype = array.dtype
-        self.ndim = len(array.shape)
-
-    def __dask_tokenize__(self) -> object:
-        from dask.base import tokenize
-
-        return tokenize(self.array.array)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        from xarray.core import indexing
-
-        if not isinstance(key, tuple):
-            key = (key,)
-        return np.asarray(self.array[indexing.BasicIndexer(key)])
+    def _storage_chunks(self, array: H5ArrayWrapper) -> tuple[int, ...]:
+        storage = self.f[array.h5path].chunks
+        per_axis = []
+        for pos, axis in enumerate(array.order):
+            taken = array.take is not None and array.take[0] == axis
+            whole = taken or storage is None
+            per_axis.append(array.shape[pos] if whole else min(storage[axis], array.shape[pos]))
+        if not per_axis:
+            return ()
+        row_bytes = array.dtype.itemsize * int(np.prod(per_axis[1:], dtype=np.int64))
+        step = per_axis[0] if storage is not None else 1
+        rows = max(step, CHUNK_BYTES // max(row_bytes, 1) // step * step)
+        per_axis[0] = min(array.shape[0], rows)
+        return tuple(max(1, c) for c in per_axis)
 
 
 def _h5py_file(path: str, mode: str = "r", **kwargs: Any) -> Any:
@@ -377,9 +385,6 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
                  "max_correction_right"):
         out[name] = seg[name][()][rows]
     n_frames = f[f"{OPHYS}/dff/traces/data"].shape[0]
-    n_cells = len(rows)
-    time_chunk = _chunk_len(8 * max(n_cells, 1), n_frames)
-    trace_chunks = {"cell_specimen_id": -1, "time": time_chunk}
 
     def column_map(series: str) -> np.ndarray:
         """Stored column of each selected table row (-1: not in this series)."""
@@ -416,8 +421,8 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
                 f"{OPHYS}/dff/traces/data has {n_frames}; the file is inconsistent"
             )
             raise SchemaError(msg)
-        arr = r.wrapper(f"{series}/data", np.float64, order=(1, 0), take=(1, cols))
-        out[name] = r.variable(name, arr, trace_chunks)
+        arr = r.wrapper(f"{series}/data", np.float64, take=(1, cols))
+        out[name] = r.variable(name, arr)
         if name == "events":
             for var, ds_name in (("lambda", "lambdas"), ("noise_std", "noise_stds")):
                 values = f[f"{series}/{ds_name}"][()].astype(np.float64)
@@ -450,10 +455,7 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
     height, width = mask.shape[1:]
     out["row"] = np.arange(height, dtype=np.int64)
     out["column"] = np.arange(width, dtype=np.int64)
-    mask_chunk = _chunk_len(height * width, max(n_cells, 1))
-    out["roi_mask"] = r.variable(
-        "roi_mask", r.wrapper(f"{SEG}/image_mask", bool, take=(0, rows)),
-        {"cell_specimen_id": mask_chunk})
+    out["roi_mask"] = r.variable("roi_mask", r.wrapper(f"{SEG}/image_mask", bool, take=(0, rows)))
     images = f"{OPHYS}/images"
     for name, stored in (("max_projection", "max_projection"),
                          ("average_projection", "average_image")):
