@@ -108,7 +108,7 @@ def open_session(
 #: Dask chunks of the Zarr/netCDF layout: one cell's trace is a few chunks, and a block of
 #: time for all cells is a few chunks too (NWB traces are time-major and unchunked).
 ANALYSIS_CHUNKS: dict[str, int] = {
-    "cell_specimen_id": 16,
+    "cell_specimen_id": 8,
     "time": 16384,
     "row": -1,
     "column": -1,
@@ -135,6 +135,14 @@ def _prepared(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> xr.Dataset:
         if var.chunks is not None
     }
     return out.assign(rechunked)
+
+
+#: Float traces are noise-like and barely compress; stored raw they read several times faster.
+_RAW_TRACES = ("dff", "corrected_fluorescence", "demixed_trace", "neuropil_trace")
+
+
+def _zarr_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    return {name: {"compressors": None} for name in _RAW_TRACES if name in ds}
 
 
 def _sibling_temp(path: Path) -> Path:
@@ -243,7 +251,7 @@ def to_zarr(
         _prepared(ds, chunks),
         Path(os.fspath(store)).expanduser(),
         lambda out, tmp: out.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False,
-                                     compute=False),
+                                     compute=False, encoding=_zarr_encoding(out)),
         overwrite=overwrite,
         progress=progress,
     )

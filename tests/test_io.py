@@ -56,6 +56,7 @@ def test_zarr_layout_is_for_analysis(ds, tmp_path) -> None:
     path = ophys_xr.to_zarr(ds, tmp_path / "s.zarr", chunks={"time": 1000})
     with xr.open_zarr(path, consolidated=False) as raw:
         assert raw.dff.encoding["chunks"] == (1000, 5)
+        assert raw.dff.encoding["compressors"] == ()
         assert raw.roi_mask.encoding["chunks"] == (5, 512, 452)
 
 
