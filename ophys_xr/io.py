@@ -11,7 +11,13 @@ import xarray as xr
 
 from ophys_xr.exceptions import OptionError
 
-__all__ = ["ANALYSIS_CHUNKS", "open_session", "to_netcdf", "to_zarr"]
+__all__ = [
+    "ANALYSIS_CHUNKS",
+    "ZARR_CELL_CHUNK",
+    "open_session",
+    "to_netcdf",
+    "to_zarr",
+]
 
 Engine = Literal["nwb", "zarr", "netcdf"]
 ENGINES: tuple[str, ...] = ("nwb", "zarr", "netcdf")
@@ -105,10 +111,11 @@ def open_session(
 
 
 
-#: Dask chunks of the Zarr/netCDF layout: one cell's trace is a few chunks, and a block of
-#: time for all cells is a few chunks too (NWB traces are time-major and unchunked).
+#: Dask chunks written to Zarr/netCDF (and used on reopening): blocks of time with all cells.
+#: On disk Zarr chunks hold :data:`ZARR_CELL_CHUNK` cells, so one cell's trace is cheap too
+#: (NWB traces are time-major and unchunked: one cell costs a read of the whole matrix).
 ANALYSIS_CHUNKS: dict[str, int] = {
-    "cell_specimen_id": 8,
+    "cell_specimen_id": -1,
     "time": 16384,
     "row": -1,
     "column": -1,
@@ -141,8 +148,22 @@ def _prepared(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> xr.Dataset:
 _RAW_TRACES = ("dff", "corrected_fluorescence", "demixed_trace", "neuropil_trace")
 
 
+#: Cells per Zarr chunk: one cell's trace reads a few small chunks, while a block of time
+#: for all cells is one dask task (one concurrent zarr read) on reopening.
+ZARR_CELL_CHUNK = 2
+
+
 def _zarr_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
-    return {name: {"compressors": None} for name in _RAW_TRACES if name in ds}
+    encoding: dict[str, dict[str, Any]] = {}
+    for name, var in ds.data_vars.items():
+        if var.chunks is None or "cell_specimen_id" not in var.dims:
+            continue
+        sizes = {d: max(c) for d, c in zip(var.dims, var.chunks, strict=True)}
+        sizes["cell_specimen_id"] = min(ZARR_CELL_CHUNK, sizes["cell_specimen_id"])
+        encoding[str(name)] = {"chunks": tuple(sizes[d] for d in var.dims)}
+        if name in _RAW_TRACES:
+            encoding[str(name)]["compressors"] = None
+    return encoding
 
 
 def _sibling_temp(path: Path) -> Path:

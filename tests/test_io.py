@@ -55,9 +55,11 @@ def test_plain_xarray_calls(ds, tmp_path) -> None:
 def test_zarr_layout_is_for_analysis(ds, tmp_path) -> None:
     path = ophys_xr.to_zarr(ds, tmp_path / "s.zarr", chunks={"time": 1000})
     with xr.open_zarr(path, consolidated=False) as raw:
-        assert raw.dff.encoding["chunks"] == (1000, 5)
+        assert raw.dff.encoding["chunks"] == (1000, 2)
         assert raw.dff.encoding["compressors"] == ()
-        assert raw.roi_mask.encoding["chunks"] == (5, 512, 452)
+        assert raw.roi_mask.encoding["chunks"] == (2, 512, 452)
+    with ophys_xr.open_session(path) as reopened:
+        assert reopened.dff.chunksizes["cell_specimen_id"] == (5,)
 
 
 def test_refuses_to_overwrite(ds, tmp_path) -> None:

@@ -40,7 +40,8 @@ def open_store_session(path: str | os.PathLike[str], *, engine: str) -> xr.Datas
         raise SessionFileNotFoundError(msg)
     try:
         if engine == "zarr":
-            raw = xr.open_zarr(p, chunks={}, consolidated=False)
+            # dask chunks of all cells over the on-disk chunks of a few cells
+            raw = xr.open_zarr(p, chunks={"cell_specimen_id": -1}, consolidated=False)
             plain = xr.open_zarr(p, chunks=None, consolidated=False)
         else:
             raw = xr.open_dataset(p, engine="h5netcdf", chunks={})
