@@ -166,6 +166,17 @@ def _zarr_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     return encoding
 
 
+def _write_zarr(out: xr.Dataset, tmp: Path) -> Any:
+    import warnings
+
+    with warnings.catch_warnings():
+        # consolidated metadata (one read instead of one per array when reopening) is not
+        # in the Zarr v3 spec yet; zarr says so with a warning on every write
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        return out.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=True, compute=False,
+                           encoding=_zarr_encoding(out))
+
+
 def _sibling_temp(path: Path) -> Path:
     import uuid
 
@@ -271,8 +282,7 @@ def to_zarr(
     return _write_atomically(
         _prepared(ds, chunks),
         Path(os.fspath(store)).expanduser(),
-        lambda out, tmp: out.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False,
-                                     compute=False, encoding=_zarr_encoding(out)),
+        _write_zarr,
         overwrite=overwrite,
         progress=progress,
     )

@@ -7,6 +7,7 @@ restores the ``cell_roi_id`` index).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,17 @@ from ophys_xr.exceptions import InvalidSessionFileError, SessionFileNotFoundErro
 from ophys_xr.model import create_session_dataset
 
 __all__ = ["open_store_session"]
+
+
+def _is_consolidated(path: Path) -> bool:
+    """Whether a Zarr v3 store carries consolidated metadata (one read opens it)."""
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        return (path / ".zmetadata").is_file()  # Zarr v2
+    try:
+        return "consolidated_metadata" in json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return False
 
 
 def open_store_session(path: str | os.PathLike[str], *, engine: str) -> xr.Dataset:
@@ -40,24 +52,25 @@ def open_store_session(path: str | os.PathLike[str], *, engine: str) -> xr.Datas
         raise SessionFileNotFoundError(msg)
     try:
         if engine == "zarr":
-            # dask chunks of all cells over the on-disk chunks of a few cells
-            raw = xr.open_zarr(p, chunks={"cell_specimen_id": -1}, consolidated=False)
-            plain = xr.open_zarr(p, chunks=None, consolidated=False)
+            raw = xr.open_zarr(p, chunks=None, consolidated=_is_consolidated(p))
         else:
-            raw = xr.open_dataset(p, engine="h5netcdf", chunks={})
-            plain = xr.open_dataset(p, engine="h5netcdf", chunks=None)
+            raw = xr.open_dataset(p, engine="h5netcdf", chunks=None)
     except (OSError, ValueError, KeyError) as err:
         msg = (
             f"Cannot open {str(p)!r} as a {engine} session store: {err}. Is it complete "
             "(an interrupted conversion leaves no store)? Convert the NWB file again."
         )
         raise InvalidSessionFileError(msg) from err
-    # coordinates are small: read them directly (not through dask) so they can be indexed
-    variables: dict[str, Any] = {
-        name: plain.variables[name].load() if name in raw.coords else var
-        for name, var in raw.variables.items()
-    }
-    plain.close()
+    # coordinates are small: read them now (they are indexed); data variables become dask
+    # arrays of all cells over the stored chunks (a block of time is one concurrent read)
+    variables: dict[str, Any] = {}
+    for name, var in raw.variables.items():
+        if name in raw.coords:
+            variables[name] = var.load()
+        else:
+            stored = var.encoding.get("preferred_chunks", {})
+            chunks = {d: (-1 if d == "cell_specimen_id" else stored.get(d, -1)) for d in var.dims}
+            variables[name] = var.chunk(chunks)
     attrs = dict(raw.attrs)
     attrs.pop("ophys_xr_missing", None)
     ds = create_session_dataset(variables, attrs, derive=False)
