@@ -81,9 +81,8 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--sessions", type=int, default=8)
     args = parser.parse_args()
-    from ophys_xr.testing import write_session_nwb
-
     from ophys_xr.sessions import catalog
+    from ophys_xr.testing import write_session_nwb
 
     folder = DATA / f"catalog_{args.files}"
     if not folder.exists() or len(list(folder.glob("*.nwb"))) < args.files:

@@ -285,9 +285,10 @@ def _run_one(func: Callable[[xr.Dataset], Any], source: str, open_kwargs: dict[s
 
     experiment = None
     try:
-        # compute inside the task with the local threaded scheduler: a worker holds only
-        # this session's chunks, and no nested graph is sent back to the scheduler
-        with dask.config.set(scheduler="threads"), open_session(source, **open_kwargs) as ds:
+        # compute inside the task, synchronously: the parallelism is across sessions (one
+        # per worker thread), a worker holds only this session's chunks, and no nested graph
+        # goes back to the scheduler
+        with dask.config.set(scheduler="sync"), open_session(source, **open_kwargs) as ds:
             experiment = ds.attrs.get("ophys_experiment_id")
             result = func(ds)
             if hasattr(result, "compute"):
@@ -341,6 +342,7 @@ def map_sessions(
 
     paths = [str(p) for p in _expand(sources)]
     open_kwargs = {"exclude_invalid_rois": exclude_invalid_rois}
+    workers = dask.config.get("num_workers", None) or os.cpu_count() or 1
     if client is None:
         try:
             from distributed import default_client
@@ -362,9 +364,9 @@ def map_sessions(
             from tqdm.dask import TqdmCallback
 
             with TqdmCallback(desc="sessions"):
-                outputs = dask.compute(*tasks, scheduler="threads")
+                outputs = dask.compute(*tasks, scheduler="threads", num_workers=workers)
         else:
-            outputs = dask.compute(*tasks, scheduler="threads")
+            outputs = dask.compute(*tasks, scheduler="threads", num_workers=workers)
     results: dict[Any, Any] = {}
     errors = []
     for out in outputs:
