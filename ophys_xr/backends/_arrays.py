@@ -94,7 +94,8 @@ class H5ArrayWrapper(BackendArray):
         self.take = (int(take[0]), np.asarray(take[1], dtype=np.int64)) if take else None
         self.fill_value = fill_value
         self.lock = lock
-        self.dtype = np.dtype(dtype)
+        # native byte order: h5py reports e.g. '<f4' explicitly, which netCDF4 warns about
+        self.dtype = np.dtype(dtype).newbyteorder("=")
         self.token = token
         self.memmap = memmap
         sizes = dict(enumerate(self.file_shape))
@@ -138,7 +139,12 @@ class H5ArrayWrapper(BackendArray):
             axis, indices = self.take
             sel = indices[fkey[axis]]
             valid = sel >= 0
-            if valid.any():
+            step = _constant_step(sel)
+            if step is not None:
+                # an evenly spaced selection (e.g. every ROI) is a strided slice: a view of
+                # memory-mapped data, no gather and no copy
+                fkey[axis] = slice(int(sel[0]), int(sel[-1]) + 1, step)
+            elif valid.any():
                 lo, hi = int(sel[valid].min()), int(sel[valid].max())
                 fkey[axis] = slice(lo, hi + 1)
                 post = (axis, np.where(valid, sel - lo, 0), valid)
@@ -173,6 +179,19 @@ class H5ArrayWrapper(BackendArray):
         if squeeze:
             block = block[tuple(0 if p in squeeze else slice(None) for p in range(block.ndim))]
         return block.astype(self.dtype, copy=False)
+
+
+def _constant_step(sel: np.ndarray) -> int | None:
+    """The step if ``sel`` is a non-empty, increasing, evenly spaced run of valid indices."""
+    if sel.size == 0 or sel[0] < 0:
+        return None
+    if sel.size == 1:
+        return 1
+    steps = np.diff(sel)
+    step = int(steps[0])
+    if step <= 0 or not bool(np.all(steps == step)):
+        return None
+    return step
 
 
 @functools.lru_cache(maxsize=256)
