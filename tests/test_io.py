@@ -59,7 +59,19 @@ def test_zarr_layout_is_for_analysis(ds, tmp_path) -> None:
         assert raw.dff.encoding["compressors"] == ()
         assert raw.roi_mask.encoding["chunks"] == (2, 512, 452)
     with ophys_xr.open_session(path) as reopened:
-        assert reopened.dff.chunksizes["cell_specimen_id"] == (5,)
+        # whole time in each task (one cell = one task), cells in blocks of whole chunks
+        assert reopened.dff.chunksizes == {"time": (ds.sizes["time"],), "cell_specimen_id": (5,)}
+        assert reopened.roi_mask.chunksizes["row"] == (512,)
+
+
+def test_reopened_cells_come_in_blocks(ds, tmp_path, monkeypatch) -> None:
+    from ophys_xr.backends import store
+
+    monkeypatch.setattr(store, "CHUNK_BYTES", 2 * ds.sizes["time"] * 8)  # two cells a block
+    path = ophys_xr.to_zarr(ds, tmp_path / "s.zarr")
+    with ophys_xr.open_session(path) as reopened:
+        assert reopened.dff.chunksizes["cell_specimen_id"] == (2, 2, 1)
+        xr.testing.assert_identical(reopened.dff.compute(), ds.dff.compute())
 
 
 def test_refuses_to_overwrite(ds, tmp_path) -> None:

@@ -12,10 +12,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
+from ophys_xr.backends.nwb import CHUNK_BYTES
 from ophys_xr.exceptions import InvalidSessionFileError, SessionFileNotFoundError
-from ophys_xr.model import create_session_dataset
+from ophys_xr.model import METADATA_ATTRS, create_session_dataset
 
 __all__ = ["open_store_session"]
 
@@ -29,6 +31,25 @@ def _is_consolidated(path: Path) -> bool:
         return "consolidated_metadata" in json.loads(meta.read_text())
     except (OSError, ValueError):
         return False
+
+
+def _dask_chunks(var: xr.Variable) -> dict[Any, int]:
+    """Dask chunks of a stored variable: whole along every dimension but the cells.
+
+    Cells come in blocks of about :data:`CHUNK_BYTES` (whole stored chunks), so one cell's
+    trace is one task that reads only that cell's chunks, a block of time is a few tasks
+    (dask pushes the time slice into each read), and a computation over the whole session
+    holds one block of cells at a time.  Template images keep their stored chunk (one image).
+    """
+    stored = var.encoding.get("preferred_chunks", {})
+    chunks = {d: stored.get(d, -1) if d == "template_image_name" else -1 for d in var.dims}
+    if "cell_specimen_id" in var.dims and var.size:
+        n_cells = var.sizes["cell_specimen_id"]
+        per_cell = var.dtype.itemsize * var.size // max(n_cells, 1)
+        step = stored.get("cell_specimen_id", 1)
+        block = max(step, CHUNK_BYTES // max(per_cell, 1) // step * step)
+        chunks["cell_specimen_id"] = min(n_cells, block) or -1
+    return chunks
 
 
 def open_store_session(path: str | os.PathLike[str], *, engine: str) -> xr.Dataset:
@@ -62,17 +83,21 @@ def open_store_session(path: str | os.PathLike[str], *, engine: str) -> xr.Datas
         )
         raise InvalidSessionFileError(msg) from err
     # coordinates are small: read them now (they are indexed); data variables become dask
-    # arrays of all cells over the stored chunks (a block of time is one concurrent read)
+    # arrays (see _dask_chunks)
     variables: dict[str, Any] = {}
     for name, var in raw.variables.items():
         if name in raw.coords:
             variables[name] = var.load()
         else:
-            stored = var.encoding.get("preferred_chunks", {})
-            chunks = {d: (-1 if d == "cell_specimen_id" else stored.get(d, -1)) for d in var.dims}
-            variables[name] = var.chunk(chunks)
+            variables[name] = var.chunk(_dask_chunks(var))
     attrs = dict(raw.attrs)
     attrs.pop("ophys_xr_missing", None)
+    for key, (kind, _) in METADATA_ATTRS.items():
+        # netCDF reads a one-element list attribute back as a scalar: restore the list
+        value = attrs.get(key)
+        if kind.startswith("list") and value is not None \
+                and not isinstance(value, list | tuple | np.ndarray):
+            attrs[key] = [value.item() if isinstance(value, np.generic) else value]
     ds = create_session_dataset(variables, attrs, derive=False)
     ds.encoding["source"] = str(p)
     ds.set_close(raw.close)
