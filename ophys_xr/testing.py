@@ -93,6 +93,7 @@ _GEN_BLOCK = 4096
 # random streams: one SeedSequence key per part of the session
 _S_META, _S_CLOCK, _S_CELLS, _S_TRACES, _S_BEHAVIOR, _S_EYE, _S_RUNNING, _S_IMAGES = range(8)
 _S_TEMPLATES = 8
+_S_NANS = 9
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -125,10 +126,14 @@ def simulate_session(
     rewards: bool = True,
     templates: bool = True,
     template_shape: tuple[int, int] = (24, 38),
-    n_images: int = 8,
+    n_images: int | None = None,
+    image_names: Sequence[str] | None = None,
     fov: tuple[int, int] = (64, 64),
     layout: Layout = "2023",
     chunk_frames: int | None = None,
+    nan_traces: bool = False,
+    nan_eye: bool = False,
+    nan_running: bool = False,
 ) -> xr.Dataset:
     """A synthetic, deterministic Visual Behavior Ophys session Dataset.
 
@@ -167,7 +172,11 @@ def simulate_session(
     template_shape
         (rows, columns) of the stimulus template images (real ones are 1200 x 1920).
     n_images
-        Number of images in the image set (>= 2).
+        Number of images in the image set (>= 2; default 8, or ``len(image_names)``).
+    image_names
+        Names of the images (any distinct, non-empty strings, unicode included, except
+        ``"omitted"`` and ``"N/A"``, which name no image in the files, and without NUL
+        characters); default ``im065``, ``im077``, ... (the VBO ``images_A`` names).
     fov
         (height, width) of the field of view in pixels (real ones are 512 x 512).
     layout
@@ -178,6 +187,17 @@ def simulate_session(
     chunk_frames
         Frames per dask block of the traces (default: about 8 MB per trace and block).
         Values do not depend on it.
+    nan_traces
+        Blank a few blocks of frames (NaN) of some ROIs in ``dff``, the fluorescence,
+        demixed and neuropil traces (``events`` stay finite), and make one ROI's traces NaN
+        throughout.
+    nan_eye
+        A few tracking dropouts: blocks of eye frames where every ellipse fit (areas,
+        centres, sizes, angles of eye, pupil and corneal reflection) is NaN.  No effect
+        without ``eye_tracking``.
+    nan_running
+        A few encoder dropouts: blocks of stimulus frames where ``running_speed``,
+        ``raw_running_speed`` and ``dx`` are NaN.
 
     Returns
     -------
@@ -190,8 +210,9 @@ def simulate_session(
     OptionError
         Invalid argument values.
     """
+    names = _check_image_names(n_images, image_names)
     n_rois = _check_options(n_cells, minutes, seed, n_invalid, n_unmatched, ophys_frame_rate,
-                            template_shape, n_images, fov, layout, chunk_frames)
+                            template_shape, len(names), fov, layout, chunk_frames)
     stim_ts, ophys_ts, eye_ts = _clocks(seed, minutes, ophys_frame_rate)
     attrs = _session_attrs(seed, ophys_frame_rate, fov, layout, len(stim_ts),
                            eye_tracking=eye_tracking, templates=templates)
@@ -202,19 +223,88 @@ def simulate_session(
     }
     cells, trace_params = _cells(seed, n_cells, n_invalid, n_unmatched, fov, layout,
                                  len(ophys_ts), ophys_frame_rate)
+    if nan_traces:
+        trace_params = trace_params._replace(nan_blocks=_nan_blocks(seed, len(ophys_ts), n_rois))
     variables.update(cells)
     if chunk_frames is None:
         chunk_frames = max(256, (2**20) // n_rois)
     variables.update(_trace_arrays(trace_params, min(chunk_frames, len(ophys_ts))))
     variables.update(_motion(seed, len(ophys_ts), cells))
     variables.update(_projections(seed, fov, cells, layout))
-    variables.update(_behavior(seed, stim_ts, n_images, layout, licks=licks, rewards=rewards))
+    variables.update(_behavior(seed, stim_ts, names, layout, licks=licks, rewards=rewards))
     variables.update(_running(seed, stim_ts))
+    if nan_running:
+        _blank(variables, ("running_speed", "raw_running_speed", "dx"),
+               _nan_blocks(seed, len(stim_ts), 0, key=1))
     if eye_tracking:
-        variables.update(_eye(seed, eye_ts))
+        eye = _eye(seed, eye_ts)
+        if nan_eye:
+            _blank(eye, [k for k in eye if k not in ("eye_frame", "eye_timestamps")],
+                   _nan_blocks(seed, len(eye_ts), 0, key=2))
+        variables.update(eye)
     if templates:
-        variables.update(_templates(seed, n_images, template_shape))
+        variables.update(_templates(seed, names, template_shape))
     return create_session_dataset(variables, attrs)
+
+
+def _check_image_names(n_images: int | None, image_names: Sequence[str] | None) -> list[str]:
+    """The image names (checked), from ``image_names`` or the default names."""
+    if image_names is None:
+        if n_images is None:
+            n_images = 8
+        if isinstance(n_images, bool) or not isinstance(n_images, int | np.integer) \
+                or not 2 <= n_images <= 99:
+            msg = f"n_images must be an integer between 2 and 99, got {n_images!r}"
+            raise OptionError(msg)
+        return _image_names(int(n_images))
+    if isinstance(image_names, str) or not all(isinstance(v, str) for v in image_names):
+        msg = f"image_names must be a sequence of str, got {image_names!r}"
+        raise OptionError(msg)
+    names = list(image_names)
+    if n_images is not None and n_images != len(names):
+        msg = (f"n_images={n_images!r} but {len(names)} image_names were given; pass one of "
+               "them (n_images is len(image_names))")
+        raise OptionError(msg)
+    if not 2 <= len(names) <= 99:
+        msg = f"image_names must hold 2 to 99 names, got {len(names)}"
+        raise OptionError(msg)
+    bad = [v for v in names if v in ("", "omitted", "N/A") or "\x00" in v]
+    if bad:
+        msg = (f"image_names {bad!r} cannot be image names: '' and 'N/A' mean 'no image' in "
+               "the NWB files, 'omitted' names omitted flashes and HDF5 strings end at NUL")
+        raise OptionError(msg)
+    if len(set(names)) != len(names):
+        msg = f"image_names must be distinct, got {names!r}"
+        raise OptionError(msg)
+    return names
+
+
+def _nan_blocks(seed: int, n_frames: int, n_rois: int, *, key: int = 0
+                ) -> tuple[tuple[int, int, int], ...]:
+    """A few ``(roi, start, stop)`` blocks of missing frames (roi -1: all ROIs).
+
+    With ROIs, the last block blanks one ROI (drawn) over the whole session.
+    """
+    rng = _rng(seed, _S_NANS, key)
+    blocks = []
+    for _ in range(int(rng.integers(1, 4))):
+        start = int(rng.integers(0, max(n_frames - 1, 1)))
+        stop = min(n_frames, start + int(rng.integers(1, 40)))
+        roi = int(rng.integers(-1, n_rois)) if n_rois else -1
+        blocks.append((roi, start, stop))
+    if n_rois:
+        blocks.append((int(rng.integers(n_rois)), 0, n_frames))
+    return tuple(blocks)
+
+
+def _blank(variables: dict[str, Any], names: Sequence[str],
+           blocks: Sequence[tuple[int, int, int]]) -> None:
+    """Set ``variables[name][start:stop] = NaN`` for every block (1-d arrays, in place)."""
+    for name in names:
+        values = np.array(variables[name], dtype=np.float64)
+        for _, start, stop in blocks:
+            values[start:stop] = np.nan
+        variables[name] = values
 
 
 def _check_options(n_cells: int, minutes: float, seed: int, n_invalid: int, n_unmatched: int,
@@ -235,8 +325,9 @@ def _check_options(n_cells: int, minutes: float, seed: int, n_invalid: int, n_un
     if integer(n_unmatched, "n_unmatched", 0) > n_rois:
         msg = f"n_unmatched={n_unmatched} exceeds the number of ROIs ({n_rois})"
         raise OptionError(msg)
-    if not isinstance(minutes, int | float) or not 0.5 <= minutes <= 24 * 60:
-        msg = f"minutes must be a number between 0.5 and 1440, got {minutes!r}"
+    # 0.3 min hold 24 flashes: enough for the first trial (it ends by flash 23)
+    if not isinstance(minutes, int | float) or not 0.3 <= minutes <= 24 * 60:
+        msg = f"minutes must be a number between 0.3 and 1440, got {minutes!r}"
         raise OptionError(msg)
     if not isinstance(ophys_frame_rate, int | float) or not 1.0 <= ophys_frame_rate <= 1000.0:
         msg = f"ophys_frame_rate must be a number between 1 and 1000 Hz, got {ophys_frame_rate!r}"
@@ -346,6 +437,8 @@ class _TraceParams(NamedTuple):
     p_event: np.ndarray
     amp_mu: np.ndarray
     kernels: np.ndarray
+    #: ``(roi, start, stop)`` blocks of NaN frames (roi -1: every ROI); events stay finite
+    nan_blocks: tuple[tuple[int, int, int], ...] = ()
 
 
 def _ellipse(height: int, width: int) -> np.ndarray:
@@ -470,6 +563,12 @@ def _trace_block(p: _TraceParams, start: int, stop: int) -> np.ndarray:
     neuropil += 4.0 * np_noise
     corrected = p.f0[:, None] * (1.0 + dff)
     demixed = corrected + p.r[:, None] * neuropil
+    for roi, first_nan, stop_nan in p.nan_blocks:
+        lo_nan, hi_nan = max(first_nan, start) - start, min(stop_nan, stop) - start
+        if lo_nan < hi_nan:
+            which = slice(None) if roi < 0 else slice(roi, roi + 1)
+            for trace in (dff, corrected, demixed, neuropil):
+                trace[which, lo_nan:hi_nan] = np.nan
     values = {
         "dff": dff,
         # the 2021 files store the demixed trace as corrected fluorescence
@@ -548,11 +647,11 @@ def _bout(rng: np.random.Generator, first: int, n_min: int, n_max: int) -> list[
     return frames
 
 
-def _behavior(seed: int, stim_ts: np.ndarray, n_images: int, layout: str, *, licks: bool,
-              rewards: bool) -> dict[str, Any]:
+def _behavior(seed: int, stim_ts: np.ndarray, names: Sequence[str], layout: str, *,
+              licks: bool, rewards: bool) -> dict[str, Any]:
     """Trials, licks, rewards and stimulus presentations of one change-detection block."""
     rng = _rng(seed, _S_BEHAVIOR)
-    names = _image_names(n_images)
+    n_images = len(names)
     n_stim = len(stim_ts)
     starts = np.arange(_FIRST_FLASH_FRAME, n_stim - _FLASH_FRAMES - 1, _FLASH_PERIOD)
     n_flash = len(starts)
@@ -836,8 +935,9 @@ def _eye(seed: int, eye_ts: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def _templates(seed: int, n_images: int, shape: Sequence[int]) -> dict[str, Any]:
+def _templates(seed: int, names: Sequence[str], shape: Sequence[int]) -> dict[str, Any]:
     rng = _rng(seed, _S_TEMPLATES)
+    n_images = len(names)
     rows, cols = int(shape[0]), int(shape[1])
     y, x = np.meshgrid(np.linspace(-1, 1, rows), np.linspace(-1, 1, cols), indexing="ij")
     visible = (x / 1.05) ** 2 + (y / 0.95) ** 2 <= 1.0
@@ -857,7 +957,7 @@ def _templates(seed: int, n_images: int, shape: Sequence[int]) -> dict[str, Any]
         warped[i] = image[src_r, src_c].astype(np.uint8)
         unwarped[i] = np.where(visible, image, np.nan)
     return {
-        "template_image_name": np.array(_image_names(n_images), dtype=object),
+        "template_image_name": np.array(list(names), dtype=object),
         "stimulus_template_warped": warped,
         "stimulus_template_unwarped": unwarped,
     }
@@ -1011,7 +1111,9 @@ def write_nwb(
     OptionError
         Unknown layout.
     SchemaError
-        ``ds`` lacks a variable or attribute every session file has.
+        ``ds`` lacks a variable or attribute every session file has, or holds what the
+        layout cannot store (2021: an image name with ``/``, since tables are named after
+        the images).
     """
     from ophys_xr.io import _check_target, _finish, _sibling_temp
 
@@ -1204,6 +1306,7 @@ class _Writer:
     # ---- the file ---------------------------------------------------------------------
 
     def write(self) -> None:
+        self.check()
         self.root()
         self.general()
         self.stimulus_timestamps()
@@ -1217,6 +1320,19 @@ class _Writer:
         self.presentations()
         self.templates()
         self.specifications()
+
+    def check(self) -> None:
+        """Refuse, before writing anything, a Dataset that this layout cannot hold."""
+        if self.layout == "2021" and "image_name" in self.ds:
+            # one presentations table per image: intervals/<image name>_presentations
+            bad = sorted({str(v) for v in self.values("image_name") if "/" in str(v)})
+            if bad:
+                msg = (
+                    f"image names {bad} contain '/': the 2021 layout names a table after each "
+                    "image (intervals/<image_name>_presentations) and HDF5 names cannot hold "
+                    "'/'. Write layout='2023' (one table per stimulus) or rename the images."
+                )
+                raise SchemaError(msg)
 
     def root(self) -> None:
         f = self.f
