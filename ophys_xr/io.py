@@ -10,6 +10,11 @@ from typing import Any, Literal
 import xarray as xr
 
 from ophys_xr.exceptions import OptionError
+from ophys_xr.model import (
+    DEFAULT_EVENTS_FILTER_N_TIME_STEPS,
+    DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
+    apply_session_options,
+)
 
 __all__ = [
     "ANALYSIS_CHUNKS",
@@ -40,6 +45,8 @@ def open_session(
     exclude_invalid_rois: bool = True,
     eye_tracking_z_threshold: float = 3.0,
     eye_tracking_dilation_frames: int = 2,
+    events_filter_scale_seconds: float = DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
+    events_filter_n_time_steps: int = DEFAULT_EVENTS_FILTER_N_TIME_STEPS,
 ) -> xr.Dataset:
     """Open one Visual Behavior Ophys session as a lazy, labeled ``xarray.Dataset``.
 
@@ -55,9 +62,16 @@ def open_session(
     engine
         ``"nwb"``, ``"zarr"`` or ``"netcdf"``; guessed from the path when None.
     exclude_invalid_rois
-        Keep only ROIs whose ``valid_roi`` is True, as the AllenSDK does by default.
+        Keep only ROIs whose ``valid_roi`` is True, as the AllenSDK does by default.  From a
+        Zarr / netCDF store too: a store saved with every ROI gives the valid ones unless
+        ``exclude_invalid_rois=False``.
     eye_tracking_z_threshold, eye_tracking_dilation_frames
-        Blink-detection parameters for ``likely_blink`` (AllenSDK defaults).
+        Blink-detection parameters for ``likely_blink`` (AllenSDK defaults; honoured, unlike
+        in the AllenSDK's ``BehaviorOphysExperiment``).  A store whose ``likely_blink`` was
+        computed with other values is blink-filtered again (lazily).
+    events_filter_scale_seconds, events_filter_n_time_steps
+        The causal half-normal filter of ``filtered_events`` (AllenSDK defaults: 2/31 s,
+        20 frames); a store filtered otherwise is filtered again (lazily).
 
     Returns
     -------
@@ -93,11 +107,28 @@ def open_session(
             exclude_invalid_rois=exclude_invalid_rois,
             eye_tracking_z_threshold=eye_tracking_z_threshold,
             eye_tracking_dilation_frames=eye_tracking_dilation_frames,
+            events_filter_scale_seconds=events_filter_scale_seconds,
+            events_filter_n_time_steps=events_filter_n_time_steps,
         )
     else:
         from ophys_xr.backends.store import open_store_session
 
-        ds = open_store_session(path, engine=engine)
+        stored = open_store_session(path, engine=engine)
+        try:
+            ds = apply_session_options(
+                stored,
+                exclude_invalid_rois=exclude_invalid_rois,
+                eye_tracking_z_threshold=eye_tracking_z_threshold,
+                eye_tracking_dilation_frames=eye_tracking_dilation_frames,
+                events_filter_scale_seconds=events_filter_scale_seconds,
+                events_filter_n_time_steps=events_filter_n_time_steps,
+            )
+        except BaseException:
+            stored.close()
+            raise
+        if ds is not stored:
+            ds.encoding = dict(stored.encoding)
+            ds.set_close(stored.close)
     if chunks:
         unknown = [d for d in chunks if d not in ds.dims]
         if unknown:

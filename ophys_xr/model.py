@@ -10,19 +10,21 @@ attributes are netCDF-safe, and indexes ``cell_roi_id``.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from ophys_xr.exceptions import SchemaError
+from ophys_xr.exceptions import OptionError, SchemaError
 from ophys_xr.variables import GROUPS, SPECS, dtype_ok
 
 __all__ = [
     "DEFAULT_EVENTS_FILTER_N_TIME_STEPS",
     "DEFAULT_EVENTS_FILTER_SCALE_SECONDS",
     "METADATA_ATTRS",
+    "apply_session_options",
     "create_session_dataset",
     "missing_variables",
 ]
@@ -229,6 +231,16 @@ def create_session_dataset(
     return ds.set_xindex("cell_roi_id")
 
 
+def _check_filter_options(scale: object, steps: object) -> None:
+    """Raise OptionError unless the filtered-events options are valid."""
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not scale > 0:
+        msg = f"events_filter_scale_seconds must be a positive number, got {scale!r}"
+        raise OptionError(msg)
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+        msg = f"events_filter_n_time_steps must be an integer >= 1, got {steps!r}"
+        raise OptionError(msg)
+
+
 def _ordered(ds: xr.Dataset) -> list[str]:
     """Data variables in schema order (so every reader gives the same order)."""
     order = {n: i for i, n in enumerate(SPECS)}
@@ -256,6 +268,7 @@ def _derive(
         ids = np.repeat(np.asarray(ds["trials_id"].values), counts)
         ds = ds.assign_coords(lick_times_trials_id=_as_variable("lick_times_trials_id", ids))
     if "events" in ds and "filtered_events" not in ds:
+        _check_filter_options(events_filter_scale_seconds, events_filter_n_time_steps)
         rate = float(ds.attrs["ophys_frame_rate"])
         ds["filtered_events"] = cells.filter_events(
             ds["events"],
@@ -274,4 +287,88 @@ def _derive(
         )
     if "roi_mask" in ds and "segmentation_mask_image" not in ds:
         ds["segmentation_mask_image"] = cells.segmentation_mask_image(ds["roi_mask"])
+    return ds
+
+
+def apply_session_options(
+    ds: xr.Dataset,
+    *,
+    exclude_invalid_rois: bool = False,
+    eye_tracking_z_threshold: float | None = None,
+    eye_tracking_dilation_frames: int | None = None,
+    events_filter_scale_seconds: float | None = None,
+    events_filter_n_time_steps: int | None = None,
+) -> xr.Dataset:
+    """Make a built session Dataset match the opening options (lazily; a new object).
+
+    The NWB reader applies the options while it builds the Dataset; a Dataset reopened from
+    a Zarr or netCDF store (or handed over by a caller) holds what it was built with, so
+    the options are re-applied here where they differ: invalid ROIs are dropped (and the
+    segmentation mask image summed again), ``likely_blink`` and the blink-masked eye
+    variables are recomputed, ``filtered_events`` is filtered again.
+
+    Parameters
+    ----------
+    ds
+        A session Dataset; not modified.
+    exclude_invalid_rois
+        Drop the ROIs whose ``valid_roi`` is False.
+    eye_tracking_z_threshold, eye_tracking_dilation_frames
+        Blink detection (None: as recorded in ``ds.attrs``).
+    events_filter_scale_seconds, events_filter_n_time_steps
+        Filter of ``filtered_events`` (None: as recorded in ``ds.attrs``).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` itself when nothing differs, else a new Dataset.
+
+    Raises
+    ------
+    OptionError
+        An invalid option value.
+    """
+    from ophys_xr import cells, eye
+
+    if exclude_invalid_rois and "valid_roi" in ds.coords:
+        valid = np.asarray(ds["valid_roi"].values, dtype=bool)
+        if not valid.all():
+            ds = ds.isel(cell_specimen_id=np.flatnonzero(valid))
+            if "roi_mask" in ds:
+                ds = ds.assign(segmentation_mask_image=cells.segmentation_mask_image(
+                    ds["roi_mask"]))
+    if "eye_area_raw" in ds and (
+        eye_tracking_z_threshold is not None or eye_tracking_dilation_frames is not None
+    ):
+        z = (ds.attrs.get("eye_tracking_z_threshold", 3.0) if eye_tracking_z_threshold is None
+             else eye_tracking_z_threshold)
+        d = (ds.attrs.get("eye_tracking_dilation_frames", 2)
+             if eye_tracking_dilation_frames is None else eye_tracking_dilation_frames)
+        same = (
+            "likely_blink" in ds
+            and ds.attrs.get("eye_tracking_z_threshold") == z
+            and ds.attrs.get("eye_tracking_dilation_frames") == d
+        )
+        if not same:
+            ds = eye.blink_filter(ds, z_threshold=z, dilation_frames=d, merge=True)
+    if "events" in ds and (
+        events_filter_scale_seconds is not None or events_filter_n_time_steps is not None
+    ):
+        scale = (ds.attrs.get("events_filter_scale_seconds", DEFAULT_EVENTS_FILTER_SCALE_SECONDS)
+                 if events_filter_scale_seconds is None else events_filter_scale_seconds)
+        steps = (ds.attrs.get("events_filter_n_time_steps", DEFAULT_EVENTS_FILTER_N_TIME_STEPS)
+                 if events_filter_n_time_steps is None else events_filter_n_time_steps)
+        _check_filter_options(scale, steps)
+        same = (
+            "filtered_events" in ds
+            and ds.attrs.get("events_filter_scale_seconds") == float(scale)
+            and ds.attrs.get("events_filter_n_time_steps") == int(steps)
+        )
+        if not same:
+            rate = float(ds.attrs["ophys_frame_rate"])
+            filtered = cells.filter_events(ds["events"], scale_timesteps=float(scale) * rate,
+                                           n_time_steps=int(steps))
+            ds = ds.assign(filtered_events=filtered)
+            ds.attrs["events_filter_scale_seconds"] = float(scale)
+            ds.attrs["events_filter_n_time_steps"] = int(steps)
     return ds

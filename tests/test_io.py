@@ -25,7 +25,7 @@ def test_round_trip_identical(ds, tmp_path, fmt) -> None:
     getattr(ds.ophys, f"to_{fmt}")(path)
     assert {name: dict(var.encoding) for name, var in ds.variables.items()} == before
     with raise_if_dask_computes():
-        reopened = ophys_xr.open_session(path)
+        reopened = ophys_xr.open_session(path, exclude_invalid_rois=False)
     with reopened:
         xr.testing.assert_identical(reopened, ds)
         assert {n: v.dtype for n, v in reopened.variables.items()} == {
@@ -48,7 +48,7 @@ def test_plain_xarray_calls(ds, tmp_path) -> None:
         with xr.open_zarr(tmp_path / "plain.zarr") as raw:
             assert json.loads(raw.attrs["task_parameters"])["task"] == "change detection"
     for name in ("plain.nc", "plain.zarr"):
-        with ophys_xr.open_session(tmp_path / name) as reopened:
+        with ophys_xr.open_session(tmp_path / name, exclude_invalid_rois=False) as reopened:
             xr.testing.assert_identical(reopened, ds)
 
 
@@ -58,7 +58,7 @@ def test_zarr_layout_is_for_analysis(ds, tmp_path) -> None:
         assert raw.dff.encoding["chunks"] == (1000, 2)
         assert raw.dff.encoding["compressors"] == ()
         assert raw.roi_mask.encoding["chunks"] == (2, 512, 452)
-    with ophys_xr.open_session(path) as reopened:
+    with ophys_xr.open_session(path, exclude_invalid_rois=False) as reopened:
         # whole time in each task (one cell = one task), cells in blocks of whole chunks
         assert reopened.dff.chunksizes == {"time": (ds.sizes["time"],), "cell_specimen_id": (5,)}
         assert reopened.roi_mask.chunksizes["row"] == (512,)
@@ -69,9 +69,26 @@ def test_reopened_cells_come_in_blocks(ds, tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(store, "CHUNK_BYTES", 2 * ds.sizes["time"] * 8)  # two cells a block
     path = ophys_xr.to_zarr(ds, tmp_path / "s.zarr")
-    with ophys_xr.open_session(path) as reopened:
+    with ophys_xr.open_session(path, exclude_invalid_rois=False) as reopened:
         assert reopened.dff.chunksizes["cell_specimen_id"] == (2, 2, 1)
         xr.testing.assert_identical(reopened.dff.compute(), ds.dff.compute())
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "netcdf"])
+def test_reopening_applies_the_options(ds, tiny_path, tmp_path, fmt) -> None:
+    """The opening options mean the same for a store as for the NWB file."""
+    path = getattr(ophys_xr, f"to_{fmt}")(ds, tmp_path / ("s.zarr" if fmt == "zarr" else "s.nc"))
+    options = {"eye_tracking_z_threshold": 2.0, "eye_tracking_dilation_frames": 4,
+               "events_filter_n_time_steps": 5}
+    for kwargs in ({}, options):
+        with ophys_xr.open_session(tiny_path, **kwargs) as expected:
+            with raise_if_dask_computes():
+                reopened = ophys_xr.open_session(path, **kwargs)
+            with reopened:
+                assert reopened.sizes["cell_specimen_id"] == 4  # the invalid ROI is left out
+                xr.testing.assert_identical(reopened.compute(), expected.compute())
+    with pytest.raises(ophys_xr.OptionError, match="events_filter_n_time_steps"):
+        ophys_xr.open_session(path, events_filter_n_time_steps=0)
 
 
 def test_refuses_to_overwrite(ds, tmp_path) -> None:

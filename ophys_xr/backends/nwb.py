@@ -35,7 +35,11 @@ from ophys_xr.exceptions import (
     SessionFileNotFoundError,
     UnsupportedLayoutError,
 )
-from ophys_xr.model import create_session_dataset
+from ophys_xr.model import (
+    DEFAULT_EVENTS_FILTER_N_TIME_STEPS,
+    DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
+    create_session_dataset,
+)
 from ophys_xr.variables import SPECS
 
 __all__ = ["OphysBackendEntrypoint", "detect_layout", "open_nwb_session"]
@@ -748,6 +752,8 @@ def open_nwb_session(
     exclude_invalid_rois: bool = True,
     eye_tracking_z_threshold: float = 3.0,
     eye_tracking_dilation_frames: int = 2,
+    events_filter_scale_seconds: float = DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
+    events_filter_n_time_steps: int = DEFAULT_EVENTS_FILTER_N_TIME_STEPS,
     lock: Any = None,
 ) -> xr.Dataset:
     """Open an AllenSDK Visual Behavior Ophys NWB file as a lazy session Dataset.
@@ -763,6 +769,8 @@ def open_nwb_session(
     eye_tracking_z_threshold, eye_tracking_dilation_frames
         Blink detection parameters (AllenSDK defaults 3.0 and 2; honoured, unlike in
         ``BehaviorOphysExperiment``).
+    events_filter_scale_seconds, events_filter_n_time_steps
+        The causal half-normal filter of ``filtered_events`` (AllenSDK defaults).
     lock
         Lock serialising HDF5 reads (default: xarray's shared ``HDF5_LOCK``).
 
@@ -808,6 +816,8 @@ def open_nwb_session(
         meta,
         eye_tracking_z_threshold=eye_tracking_z_threshold,
         eye_tracking_dilation_frames=eye_tracking_dilation_frames,
+        events_filter_scale_seconds=events_filter_scale_seconds,
+        events_filter_n_time_steps=events_filter_n_time_steps,
     )
     ds.encoding["source"] = str(p)
     ds.set_close(r.manager.close)
@@ -825,6 +835,8 @@ class OphysBackendEntrypoint(BackendEntrypoint):
         "exclude_invalid_rois",
         "eye_tracking_z_threshold",
         "eye_tracking_dilation_frames",
+        "events_filter_scale_seconds",
+        "events_filter_n_time_steps",
     )
 
     def open_dataset(  # type: ignore[override]
@@ -835,12 +847,16 @@ class OphysBackendEntrypoint(BackendEntrypoint):
         exclude_invalid_rois: bool = True,
         eye_tracking_z_threshold: float = 3.0,
         eye_tracking_dilation_frames: int = 2,
+        events_filter_scale_seconds: float = DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
+        events_filter_n_time_steps: int = DEFAULT_EVENTS_FILTER_N_TIME_STEPS,
     ) -> xr.Dataset:
         ds = open_nwb_session(
             filename_or_obj,
             exclude_invalid_rois=exclude_invalid_rois,
             eye_tracking_z_threshold=eye_tracking_z_threshold,
             eye_tracking_dilation_frames=eye_tracking_dilation_frames,
+            events_filter_scale_seconds=events_filter_scale_seconds,
+            events_filter_n_time_steps=events_filter_n_time_steps,
         )
         if drop_variables is not None:
             ds = ds.drop_vars(drop_variables, errors="ignore")
