@@ -95,7 +95,8 @@ def roi_masks(ds: xr.Dataset, cell_specimen_ids: Iterable[Hashable] | None = Non
     ds
         A session Dataset.
     cell_specimen_ids
-        Cells to return, in this order; all cells if None.
+        Cells to return, in this order; all cells if None.  ``-1`` stands for every ROI
+        without a cell_specimen_id (select one of them with ``ds.sel(cell_roi_id=...)``).
 
     Returns
     -------
@@ -122,4 +123,8 @@ def roi_masks(ds: xr.Dataset, cell_specimen_ids: Iterable[Hashable] | None = Non
             "with ds.sel(cell_roi_id=...)"
         )
         raise MissingDataError(msg)
-    return masks.sel(cell_specimen_id=ids)
+    # by position: the index is not unique when several ROIs are unmatched (-1), and
+    # asking for -1 gives every unmatched ROI
+    values = np.asarray(ds["cell_specimen_id"].values)
+    positions = np.concatenate([np.flatnonzero(values == i) for i in ids.tolist()])
+    return masks.isel(cell_specimen_id=positions)

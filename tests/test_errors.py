@@ -130,3 +130,19 @@ def test_all_errors_share_a_base() -> None:
     for cls in (SessionFileNotFoundError, InvalidSessionFileError, NotNwbFileError,
                 NotAnOphysSessionError, SchemaError, MissingDataError, OptionError):
         assert issubclass(cls, OphysXrError)
+
+
+def test_roi_masks_with_unmatched_rois() -> None:
+    """Several ROIs share cell_specimen_id -1: selecting cells still works, by position."""
+    from ophys_xr.testing import simulate_session
+
+    ds = simulate_session(n_cells=5, n_invalid=0, n_unmatched=2, seed=4)
+    ids = ds.cell_specimen_id.values
+    matched = [int(i) for i in ids if i != -1]
+    got = ophys_xr.roi_masks(ds, [matched[1], matched[0]])
+    assert got.cell_specimen_id.values.tolist() == [matched[1], matched[0]]
+    np.testing.assert_array_equal(got.values, ds.roi_mask.values[[list(ids).index(matched[1]),
+                                                                  list(ids).index(matched[0])]])
+    unmatched = ophys_xr.roi_masks(ds, [-1])
+    assert unmatched.sizes["cell_specimen_id"] == 2
+    assert set(unmatched.cell_roi_id.values) == set(ds.cell_roi_id.values[ids == -1])
