@@ -6,6 +6,12 @@ most a third of the memory of the AllenSDK (about 9 s / 2.6 GB for loading a 60-
 300-cell session); ``ds.ophys.performance()`` under 50 ms for 1,000 trials;
 ``ds.ophys.blink_filter()`` on 200,000 eye frames under 0.5 s.
 
+The AllenSDK's 9 s is ``from_nwb_path`` alone, after ``import allensdk`` (the reference
+dump times the import separately: ``tests/data/ref_tiny/timing.json``), so the speed target
+is checked on the same span here; the import of ophys_xr is timed and reported beside it.
+Memory is the peak RSS of the whole process (interpreter, imports, data), as for the
+AllenSDK.
+
     python benchmarks/bench_compat.py [--cells 300] [--minutes 60]
 """
 
@@ -15,35 +21,45 @@ from _common import isolated, record, session_file, size_args
 
 COMPAT = """
 import time
-base = rss_mb()
 t0 = time.perf_counter()
 from ophys_xr.compat import BehaviorOphysSession
+import_s = time.perf_counter() - t0
+import_mb = rss_mb()
+steps = {}
+t1 = time.perf_counter()
 session = BehaviorOphysSession.from_nwb_path(params["path"])
-dff = session.dff_traces
-trials = session.trials
-pres = session.stimulus_presentations
-metrics = session.get_performance_metrics()
-elapsed = time.perf_counter() - t0
-result = dict(seconds=elapsed, peak_mb=peak_mb(), base_mb=base, n_cells=len(dff),
+steps["from_nwb_path"] = time.perf_counter() - t1
+t = time.perf_counter(); dff = session.dff_traces; steps["dff_traces"] = time.perf_counter() - t
+t = time.perf_counter(); trials = session.trials; steps["trials"] = time.perf_counter() - t
+t = time.perf_counter(); pres = session.stimulus_presentations
+steps["stimulus_presentations"] = time.perf_counter() - t
+t = time.perf_counter(); metrics = session.get_performance_metrics()
+steps["get_performance_metrics"] = time.perf_counter() - t
+elapsed = time.perf_counter() - t1
+result = dict(seconds=elapsed, import_s=import_s, import_mb=import_mb, peak_mb=peak_mb(),
+              steps=steps, n_cells=len(dff), n_frames=len(dff.dff.iloc[0]),
               n_trials=len(trials), n_presentations=len(pres))
+session.close()
 """
 
 KERNELS = """
-import time, numpy as np, xarray as xr
+import time, numpy as np
 import ophys_xr
 ds = ophys_xr.open_session(params["trials_path"])
 n = ds.sizes["trials_id"]
 trials = ds.isel(trials_id=slice(0, 1000))
-ds.ophys.performance()  # warm-up (imports)
+trials.ophys.performance()  # warm-up (imports, caches)
 perf = []
 for _ in range(5):
     t0 = time.perf_counter(); trials.ophys.performance(); perf.append(time.perf_counter() - t0)
-eye = ophys_xr.open_session(params["eye_path"])
-n_eye = eye.sizes["eye_frame"]
+eye = ds.isel(eye_frame=slice(0, 200_000))
+eye.ophys.blink_filter().compute()  # warm-up
 blink = []
 for _ in range(3):
     t0 = time.perf_counter(); eye.ophys.blink_filter().compute(); blink.append(time.perf_counter() - t0)
-result = dict(performance_s=min(perf), n_trials=min(n, 1000), blink_s=min(blink), n_eye=n_eye)
+result = dict(performance_s=min(perf), n_trials=trials.sizes["trials_id"], blink_s=min(blink),
+              n_eye=eye.sizes["eye_frame"], n_trials_file=n, n_eye_file=ds.sizes["eye_frame"])
+ds.close()
 """
 
 
@@ -51,31 +67,42 @@ def main() -> None:
     args = size_args(__doc__)
     path = session_file(args.cells, args.minutes)
     compat = isolated(COMPAT, path=str(path))
-    # 1,000+ trials: a long behavior-heavy session with few cells
+    # 1,000+ trials and 200,000+ eye frames: a long behavior-heavy session with few cells
     trials_path = session_file(2, 150.0)
-    eye_path = trials_path  # 150 min of eye tracking at 60 Hz > 200,000 frames
-    kernels = isolated(KERNELS, trials_path=str(trials_path), eye_path=str(eye_path))
+    kernels = isolated(KERNELS, trials_path=str(trials_path))
+    if kernels["n_trials"] < 1000 or kernels["n_eye"] < 200_000:
+        msg = f"the kernel session is too short: {kernels}"
+        raise RuntimeError(msg)
     allensdk_s, allensdk_mb = 9.0, 2600.0
     speedup = allensdk_s / compat["seconds"]
+    with_import = compat["seconds"] + compat["import_s"]
     mem_ratio = compat["peak_mb"] / allensdk_mb
+    steps = ", ".join(f"{k} {v:.2f} s" for k, v in compat["steps"].items())
     record(
         f"bench_compat: AllenSDK-compatible session ({compat['n_cells']} cells, "
-        f"{args.minutes:g} min, {compat['n_trials']} trials, {compat['n_presentations']} "
-        "presentations)",
+        f"{compat['n_frames']} frames, {args.minutes:g} min, {compat['n_trials']} trials, "
+        f"{compat['n_presentations']} presentations)",
         [
             (("from_nwb_path + dff_traces + trials + stimulus_presentations + "
-             "get_performance_metrics()"), f"{compat['seconds']:.2f} s", "≤ 1.8 s (5× of 9 s)"),
-            ("speed-up vs AllenSDK 2.16.2 (9 s for loading alone)", f"{speedup:.1f}×", "≥ 5×"),
+              "get_performance_metrics() (fresh process, after the import)"),
+             f"{compat['seconds']:.2f} s", "≤ 1.8 s (5× of 9 s)"),
+            ("speed-up vs AllenSDK 2.16.2 (9 s for from_nwb_path alone)", f"{speedup:.1f}×",
+             "≥ 5×"),
+            ("the same including `from ophys_xr.compat import BehaviorOphysSession`",
+             (f"{with_import:.2f} s ({compat['import_s']:.2f} s import, "
+              f"{allensdk_s / with_import:.1f}×)"), "-"),
             ("peak RSS of that process (interpreter, imports, data)",
-             f"{compat['peak_mb']:.0f} MB ({mem_ratio:.2f} of 2.6 GB)", "≤ 1/3 (867 MB)"),
-            (f"ds.ophys.performance(), {kernels['n_trials']} trials",
+             (f"{compat['peak_mb']:.0f} MB ({mem_ratio:.2f} of 2.6 GB; "
+              f"{compat['import_mb']:.0f} MB after the import)"), "≤ 1/3 (867 MB)"),
+            (f"ds.ophys.performance(), {kernels['n_trials']} trials (best of 5)",
              f"{kernels['performance_s'] * 1e3:.1f} ms", "< 50 ms"),
-            (f"ds.ophys.blink_filter().compute(), {kernels['n_eye']} eye frames",
+            (f"ds.ophys.blink_filter().compute(), {kernels['n_eye']} eye frames (best of 3)",
              f"{kernels['blink_s']:.3f} s", "< 0.5 s"),
         ],
-        notes="The AllenSDK numbers are the issue's reference for a session of this size "
-              "(AllenSDK cannot be installed beside numpy 2 / pandas 3); its measured load of "
-              "the 2-minute fixture was 1.95 s and 263 MB peak (tests/data/ref_tiny/timing.json).",
+        notes=f"Steps: {steps}. The AllenSDK numbers are the issue's reference for a session "
+              "of this size (AllenSDK cannot be installed beside numpy 2 / pandas 3); its "
+              "measured from_nwb_path of the 2-minute fixture was 1.95 s and 263 MB peak, "
+              "after a 0.7 s import (tests/data/ref_tiny/timing.json).",
     )
 
 

@@ -8,6 +8,7 @@ from ophys_xr import accessors as _accessors  # noqa: F401  (registers ds.ophys)
 from ophys_xr import datasets
 from ophys_xr.behavior import performance, reward_rate
 from ophys_xr.cells import filter_events, roi_masks, segmentation_mask_image
+from ophys_xr.compat import BehaviorOphysSession
 from ophys_xr.exceptions import (
     InvalidSessionFileError,
     MissingDataError,
@@ -22,11 +23,20 @@ from ophys_xr.exceptions import (
 from ophys_xr.eye import blink_filter
 from ophys_xr.io import open_session, to_netcdf, to_zarr
 from ophys_xr.model import create_session_dataset
+from ophys_xr.responses import (
+    fraction_significant_responses,
+    image_selectivity,
+    lifetime_sparseness,
+    reliability,
+    stimulus_response,
+    trial_response,
+)
 from ophys_xr.sessions import catalog, combine_by_cell, map_sessions, open_sessions
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BehaviorOphysSession",
     "InvalidSessionFileError",
     "MissingDataError",
     "NotAnOphysSessionError",
@@ -43,13 +53,19 @@ __all__ = [
     "create_session_dataset",
     "datasets",
     "filter_events",
+    "fraction_significant_responses",
+    "image_selectivity",
+    "lifetime_sparseness",
     "map_sessions",
     "open_session",
     "open_sessions",
     "performance",
+    "reliability",
     "reward_rate",
     "roi_masks",
     "segmentation_mask_image",
+    "stimulus_response",
     "to_netcdf",
     "to_zarr",
+    "trial_response",
 ]

@@ -27,23 +27,39 @@ import scipy.signal
 import scipy.stats
 
 __all__ = [
+    "GRAY_SCREEN_SECONDS",
     "PERFORMANCE_METRIC_KEYS",
     "ROLLING_PERFORMANCE_KEYS",
     "blink_mask",
     "dprime",
     "engaged",
     "event_filter_weights",
+    "eventlocked_gather",
+    "eventlocked_time_array",
     "filter_events",
     "flashes_since_change",
+    "gray_screen_null_means",
+    "group_sums",
+    "index_of_nearest_value",
+    "interpolation_plan",
     "is_change_event",
+    "lick_rate",
+    "lifetime_sparseness",
     "likely_blinks",
+    "mean_sampling_rate",
+    "nearest_plan",
+    "nearest_window_offsets",
     "outlier_mask",
     "performance_metrics",
+    "reliability",
     "response_latencies",
     "reward_rate",
     "rolling_performance",
     "rolling_rates",
+    "selectivity_index",
+    "shuffle_p_values",
     "trial_number_limit",
+    "window_mean",
 ]
 
 #: Columns of ``get_rolling_performance_df`` in AllenSDK order.
@@ -828,3 +844,572 @@ def performance_metrics(
         "max_dprime": _nanmax(roll["rolling_dprime"]),
         "max_dprime_engaged": _nanmax(roll["rolling_dprime"][eng]),
     }
+
+
+# =======================================================================================
+# event-locked responses and response metrics (issue 6)
+#
+# Definitions follow brain_observatory_utilities (BOU) ``general_utilities`` /
+# ``optical_physiology.data_formatting`` and visual_behavior_analysis (VBA)
+# ``response_processing`` / ``cell_metrics``; where they differ from those helpers on
+# purpose, the docstring says so.  Everything here is plain numpy and warning-free.
+# =======================================================================================
+
+#: Length of the gray-screen period used for the shuffle p-values (BOU / VBA
+#: ``get_spontaneous_frames``: the last 4 minutes before the first stimulus).
+GRAY_SCREEN_SECONDS = 240.0
+
+#: Output elements processed at once by :func:`eventlocked_gather` (about 512 kB: the
+#: temporaries stay in cache).
+_GATHER_ELEMENTS = 2**16
+
+
+def mean_sampling_rate(timestamps: np.ndarray) -> float:
+    """``1 / mean(diff(timestamps))``: the sampling rate BOU and VBA infer from timestamps.
+
+    Parameters
+    ----------
+    timestamps : numpy.ndarray
+        1-D, sorted, at least two samples.
+
+    Returns
+    -------
+    float
+        Samples per second.
+    """
+    ts = _as_float_1d(timestamps, "timestamps")
+    if ts.size < 2 or not ts[-1] > ts[0]:
+        msg = f"need at least two increasing timestamps to infer a sampling rate, got {ts.size}"
+        raise ValueError(msg)
+    return float(1.0 / np.diff(ts).mean())
+
+
+def eventlocked_time_array(t_start: float, t_end: float, sampling_rate: float) -> np.ndarray:
+    """The common relative time grid of interpolated responses (BOU ``get_time_array``).
+
+    Parameters
+    ----------
+    t_start, t_end : float
+        Window relative to the event, seconds (``t_start < t_end``).
+    sampling_rate : float
+        Samples per second of the grid.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``get_time_array(t_start, t_end, sampling_rate=sampling_rate,
+        include_endpoint=True)``: ``n = (t_end - t_start) * step⁻¹`` steps of
+        ``1 / sampling_rate``; when ``n`` is not an integer it is rounded down and the grid
+        ends at ``t_start + n / sampling_rate``; ``np.linspace(t_start, end, n + 1)``.
+    """
+    rate = _check_positive(sampling_rate, "sampling_rate")
+    if not t_end > t_start:
+        msg = f"t_end must be greater than t_start, got ({t_start!r}, {t_end!r})"
+        raise ValueError(msg)
+    step = 1 / rate
+    n_steps: float = (t_end - t_start) / step
+    if n_steps != int(n_steps):
+        n_steps = int(n_steps)
+        end = t_start + n_steps * step
+    else:
+        end = t_end
+    return np.linspace(t_start, end, int(n_steps) + 1, endpoint=True)
+
+
+def nearest_window_offsets(t_start: float, t_end: float, sampling_rate: float) -> tuple[int, int]:
+    """Frame offsets of a nearest-sample window (BOU ``slice_inds_and_offsets``).
+
+    Parameters
+    ----------
+    t_start, t_end : float
+        Window relative to the event, seconds.
+    sampling_rate : float
+        The data's sampling rate.
+
+    Returns
+    -------
+    (int, int)
+        ``start = int(t_start * rate)`` (truncated towards zero, as BOU) and
+        ``stop = int(start + (t_end - t_start) * rate) + 1`` (BOU's ``include_endpoint=True``);
+        the relative times are ``np.arange(start, stop) / rate``.
+    """
+    rate = _check_positive(sampling_rate, "sampling_rate")
+    if not t_end > t_start:
+        msg = f"t_end must be greater than t_start, got ({t_start!r}, {t_end!r})"
+        raise ValueError(msg)
+    start = int(t_start * rate)
+    stop = int(start + (t_end - t_start) * rate) + 1
+    return start, stop
+
+
+def index_of_nearest_value(timestamps: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Index of the nearest sample to each time (BOU / VBA ``index_of_nearest_value``).
+
+    Parameters
+    ----------
+    timestamps : numpy.ndarray
+        Sorted 1-D sample times.
+    times : numpy.ndarray
+        Query times.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, same shape as ``times``.  Ties go to the later sample, as in BOU.  Times
+        after the last sample give the last index (BOU raises ``IndexError``); NaN times
+        give the last index too (callers mask them).
+    """
+    ts = _as_float_1d(timestamps, "timestamps")
+    t = np.asarray(times, dtype=np.float64)
+    n = ts.size
+    if n == 0:
+        msg = "timestamps is empty"
+        raise ValueError(msg)
+    ins = np.searchsorted(ts, t)
+    after = ts[np.minimum(ins, n - 1)] - t
+    before = np.abs(ts[np.maximum(ins - 1, 0)] - t)
+    idx = ins - (after > before).astype(np.int64)
+    return np.where(ins >= n, n - 1, idx).astype(np.int64)
+
+
+def interpolation_plan(
+    timestamps: np.ndarray,
+    event_times: np.ndarray,
+    relative_times: np.ndarray,
+    window: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices and weights of BOU's interpolated event-locked traces, for all events at once.
+
+    BOU (``event_triggered_response(interpolate=True)``) takes, per event ``e``, the samples
+    with ``e + window[0] <= t <= e + window[1]`` (pandas ``.loc`` label slice) and calls
+    ``np.interp(relative_times, t - e, y)`` on them.  This returns, for every event and
+    relative time, the two samples and the weight that ``np.interp`` uses, so that
+    ``y[first] + weight * (y[second] - y[first])`` is that value for every trace at once:
+
+    * relative times computed as ``t - e`` (as BOU, so results agree to rounding);
+    * between two window samples: linear interpolation;
+    * before the first / after the last sample of the window: that sample's value (what
+      ``np.interp`` does on BOU's window slice), ``weight = 0``;
+    * **not as BOU:** grid points outside the recording (``e + x`` before the first or after
+      the last timestamp), events whose window holds no sample, and NaN event times are
+      marked missing (``first == -1``) and become NaN; BOU repeats the edge value there or
+      raises (empty window).
+
+    Parameters
+    ----------
+    timestamps : numpy.ndarray
+        Sorted sample times of the trace (n_time,).
+    event_times : numpy.ndarray
+        (n_events,).
+    relative_times : numpy.ndarray
+        (n_offsets,) grid, e.g. :func:`eventlocked_time_array`.
+    window : (float, float)
+        The window that selects the samples of each event.
+
+    Returns
+    -------
+    first, second : numpy.ndarray
+        int64 (n_events, n_offsets) sample indices; -1 where missing.
+    weight : numpy.ndarray
+        float64 (n_events, n_offsets), 0 where missing.
+    """
+    ts = _as_float_1d(timestamps, "timestamps")
+    ev = _as_float_1d(event_times, "event_times")
+    x = _as_float_1d(relative_times, "relative_times")
+    n = ts.size
+    if n == 0:
+        msg = "timestamps is empty"
+        raise ValueError(msg)
+    w0, w1 = float(window[0]), float(window[1])
+    e = ev[:, np.newaxis]
+    lo = np.searchsorted(ts, ev + w0, side="left")[:, np.newaxis]
+    hi = np.searchsorted(ts, ev + w1, side="right")[:, np.newaxis] - 1
+    j = np.searchsorted(ts, e + x, side="right") - 1
+
+    def rel(idx: np.ndarray) -> np.ndarray:
+        return ts[np.clip(idx, 0, n - 1)] - e
+
+    # fix the few indices where the absolute and the relative comparisons disagree
+    for _ in range(4):
+        down = (j >= 0) & (rel(j) > x)
+        up = (j + 1 < n) & (rel(j + 1) <= x)
+        if not (down.any() or up.any()):
+            break
+        j = j - down + (up & ~down)
+    missing = (x < ts[0] - e) | (x > ts[-1] - e) | (hi < lo) | np.isnan(e)
+    rel_j = rel(j)
+    interior = (j >= lo) & (j < hi) & (rel_j != x)
+    clamped = np.clip(j, lo, hi)
+    first = np.where(interior, j, clamped)
+    second = np.where(interior, j + 1, clamped)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weight = np.where(interior, (x - rel_j) / (rel(j + 1) - rel_j), 0.0)
+    first = np.where(missing, -1, first).astype(np.int64)
+    second = np.where(missing, -1, second).astype(np.int64)
+    weight = np.where(missing, 0.0, weight)
+    return first, second, weight
+
+
+def nearest_plan(
+    timestamps: np.ndarray,
+    event_times: np.ndarray,
+    start_offset: int,
+    stop_offset: int,
+    sampling_rate: float,
+) -> np.ndarray:
+    """Sample indices of BOU's nearest-sample event-locked traces (``interpolate=False``).
+
+    Parameters
+    ----------
+    timestamps : numpy.ndarray
+        Sorted sample times (n_time,).
+    event_times : numpy.ndarray
+        (n_events,).
+    start_offset, stop_offset : int
+        From :func:`nearest_window_offsets`.
+    sampling_rate : float
+        The data's sampling rate.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 (n_events, stop - start): ``nearest(e) + offset`` (BOU
+        ``eventlocked_traces``), -1 where missing.  **Not as BOU:** indices before the first
+        or after the last sample (events near the session edges), NaN event times, and
+        events farther than one sample interval from their nearest sample (outside the
+        recording) are missing (NaN) instead of an ``IndexError`` or wrapped-around data.
+    """
+    ts = _as_float_1d(timestamps, "timestamps")
+    ev = _as_float_1d(event_times, "event_times")
+    rate = _check_positive(sampling_rate, "sampling_rate")
+    idx = index_of_nearest_value(ts, ev)
+    far = ~(np.abs(ts[idx] - ev) <= 1.0 / rate)  # also NaN event times
+    out = idx[:, np.newaxis] + np.arange(int(start_offset), int(stop_offset))[np.newaxis, :]
+    bad = (out < 0) | (out >= ts.size) | far[:, np.newaxis]
+    return np.where(bad, -1, out).astype(np.int64)
+
+
+def eventlocked_gather(
+    trace: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
+) -> np.ndarray:
+    """Event-locked traces of every column of ``trace`` from a plan, in one vectorised pass.
+
+    Parameters
+    ----------
+    trace : numpy.ndarray
+        (n_time, ...) with time first (e.g. (n_time, n_cells) as stored in NWB).
+    first : numpy.ndarray
+        int (n_events, n_offsets) sample indices, -1 = missing.
+    second, weight : numpy.ndarray, optional
+        From :func:`interpolation_plan`; without them the values at ``first`` are taken
+        (nearest-sample plan).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (n_events, n_offsets, ...): ``y[first] + weight * (y[second] - y[first])``
+        (NaN where missing, or where a sample used is NaN).  Computed block by block of
+        rows so that temporaries stay small.
+    """
+    y = np.asarray(trace, dtype=np.float64)
+    if y.ndim == 0:
+        msg = "trace must have a time axis first"
+        raise ValueError(msg)
+    tail = y.shape[1:]
+    y2 = y.reshape(y.shape[0], -1)
+    first = np.asarray(first)
+    shape = first.shape
+    a = first.reshape(-1)
+    missing = a < 0
+    a = np.where(missing, 0, a)
+    b = None if second is None else np.where(missing, 0, np.asarray(second).reshape(-1))
+    w = None if weight is None else np.asarray(weight, dtype=np.float64).reshape(-1, 1)
+    out = np.empty((a.size, y2.shape[1]), dtype=np.float64)
+    if y2.shape[0] == 0 and a.size:
+        out.fill(np.nan)
+        return out.reshape(*shape, *tail)
+    step = max(1, _GATHER_ELEMENTS // max(1, y2.shape[1]))
+    for r0 in range(0, a.size, step):
+        r1 = min(a.size, r0 + step)
+        o = out[r0:r1]
+        if b is None or w is None:
+            np.take(y2, a[r0:r1], axis=0, out=o)
+            continue
+        y0 = np.take(y2, a[r0:r1], axis=0)
+        y1 = np.take(y2, b[r0:r1], axis=0)
+        y1 -= y0
+        y1 *= w[r0:r1]
+        np.add(y0, y1, out=o)
+    if missing.any():
+        out[missing] = np.nan
+    return out.reshape(*shape, *tail)
+
+
+def window_mean(values: np.ndarray, selection: slice, axis: int) -> np.ndarray:
+    """Mean over ``values[selection]`` along ``axis``, NaN skipped (xarray ``.mean()``).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Any shape.
+    selection : slice
+        The points of ``axis`` to average.
+    axis : int
+        Axis to reduce.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64; NaN where every selected value is NaN (or the selection is empty).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    index: list[Any] = [slice(None)] * v.ndim
+    index[axis] = selection
+    sub = v[tuple(index)]
+    n = sub.shape[axis]
+    if n == 0:
+        return np.full(sub.shape[:axis] + sub.shape[axis + 1:], np.nan)
+    # sequential sum along ``axis``: the same values whatever the other dims (dask blocks)
+    lead = (slice(None),) * (axis % sub.ndim)
+    total = sub[(*lead, 0)].copy()
+    for k in range(1, n):
+        total += sub[(*lead, k)]  # a view, no copy
+    out = total / n
+    bad = np.isnan(total)
+    if bad.any():  # recompute the few means that saw a NaN, skipping NaN
+        ok = ~np.isnan(sub)
+        count = ok.sum(axis=axis)
+        part = np.where(ok, sub, 0.0).sum(axis=axis)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            skip = np.where(count > 0, part / count, np.nan)
+        out = np.where(bad, skip, out)
+    return out
+
+
+def gray_screen_null_means(
+    trace: np.ndarray, start_frames: np.ndarray, n_frames: int
+) -> np.ndarray:
+    """Means of ``n_frames`` consecutive samples after each shuffled start frame.
+
+    BOU / VBA ``get_p_value_from_shuffled_spontaneous``: ``eventlocked_traces(trace,
+    start_frames, 0, n_frames).mean(axis=0)``.
+
+    Parameters
+    ----------
+    trace : numpy.ndarray
+        (n_time, ...) time first.
+    start_frames : numpy.ndarray
+        int (n_shuffles,), with ``start + n_frames <= n_time``.
+    n_frames : int
+        Samples averaged per shuffle (>= 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (n_shuffles, ...).
+    """
+    n_frames = _check_int(n_frames, "n_frames", 1)
+    y = np.asarray(trace, dtype=np.float64)
+    starts = np.asarray(start_frames, dtype=np.int64)
+    if starts.size and (starts.min() < 0 or starts.max() + n_frames > y.shape[0]):
+        msg = (f"shuffle windows of {n_frames} frames from frames {starts.min()}..{starts.max()} "
+               f"do not fit in a trace of {y.shape[0]} frames")
+        raise ValueError(msg)
+    y2 = y.reshape(y.shape[0], -1)
+    out = np.empty((starts.size, y2.shape[1]), dtype=np.float64)
+    # sequential sum over the window, then / n_frames: numpy's mean over axis 0 of BOU's
+    # (n_frames, n_shuffles, n_cells) array, without building it
+    step = max(1, 16 * _GATHER_ELEMENTS // max(1, y2.shape[1]))
+    for s0 in range(0, starts.size, step):
+        first = starts[s0:s0 + step]
+        total = y2[first]
+        for k in range(1, n_frames):
+            total += y2[first + k]
+        out[s0:s0 + step] = total / n_frames
+    return out.reshape(starts.size, *y.shape[1:])
+
+
+def shuffle_p_values(responses: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """Fraction of null (gray-screen) means at least as large as each response.
+
+    BOU / VBA: ``1 - searchsorted(sort(null), response) / n_shuffles`` per cell, i.e. the
+    fraction of shuffles ``>= response``.  **Not as BOU:** NaN null means are left out
+    (``n_shuffles`` counts the finite ones; BOU sorts NaN last, which counts them as
+    larger), and a NaN response gets a NaN p-value (BOU: 0, "significant").
+
+    Parameters
+    ----------
+    responses : numpy.ndarray
+        (n_events, ...) mean responses.
+    null : numpy.ndarray
+        (n_shuffles, ...) from :func:`gray_screen_null_means`; trailing shapes equal.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (n_events, ...); NaN where the response is NaN or no null mean is finite.
+    """
+    r = np.asarray(responses, dtype=np.float64)
+    z = np.asarray(null, dtype=np.float64)
+    if r.shape[1:] != z.shape[1:]:
+        msg = f"responses {r.shape} and null {z.shape} differ after the first axis"
+        raise ValueError(msg)
+    r2 = r.reshape(r.shape[0], -1)
+    z2 = z.reshape(z.shape[0], -1)
+    out = np.full(r2.shape, np.nan)
+    for col in range(r2.shape[1]):
+        finite = np.sort(z2[:, col][~np.isnan(z2[:, col])])
+        if finite.size == 0:
+            continue
+        k = np.searchsorted(finite, r2[:, col], side="left")
+        out[:, col] = np.where(np.isnan(r2[:, col]), np.nan, 1 - (k / finite.size))
+    return out.reshape(r.shape)
+
+
+def lick_rate(lick_frames: np.ndarray, n_frames: int, frame_rate: float) -> np.ndarray:
+    """Lick rate on the stimulus clock (BOU ``get_licks_df``), in licks per second.
+
+    Parameters
+    ----------
+    lick_frames : numpy.ndarray
+        Stimulus frame of each lick (``licks_frame``), each in ``[0, n_frames)``.
+    n_frames : int
+        Number of stimulus frames.
+    frame_rate : float
+        Stimulus frames per second.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (n_frames,): BOU's ``licks.rolling(window=6, min_periods=1,
+        win_type='triang').mean()`` of the 0/1 lick indicator (a trailing 6-frame
+        triangular mean; the first frames use the weights of the frames available), times
+        ``frame_rate``.  **Not as BOU:** BOU's column is that mean without the factor (licks
+        per frame, although its docstring says "licks / 100 ms").
+    """
+    n_frames = _check_int(n_frames, "n_frames", 0)
+    rate = _check_positive(frame_rate, "frame_rate")
+    frames = np.asarray(lick_frames, dtype=np.int64).reshape(-1)
+    if frames.size and (frames.min() < 0 or frames.max() >= n_frames):
+        msg = (f"lick frames must lie in [0, {n_frames}) (the stimulus frames), got "
+               f"{frames.min()}..{frames.max()}")
+        raise ValueError(msg)
+    licks = np.zeros(n_frames)
+    licks[frames] = 1.0
+    weights = scipy.signal.windows.triang(6)
+    num = np.convolve(licks, weights)[:n_frames]
+    den = np.convolve(np.ones(n_frames), weights)[:n_frames]
+    return num / den * rate
+
+
+def group_sums(values: np.ndarray, codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sums and counts of the non-NaN values of each group along the last axis.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (..., n_events).
+    codes : numpy.ndarray
+        int (n_events,) group of each event in ``[0, n_groups)``; -1 = in no group.
+    n_groups : int
+        Number of groups.
+
+    Returns
+    -------
+    sums, counts : numpy.ndarray
+        float64 / int64 (..., n_groups).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    c = np.asarray(codes, dtype=np.int64)
+    sums = np.zeros(v.shape[:-1] + (n_groups,))
+    counts = np.zeros(v.shape[:-1] + (n_groups,), dtype=np.int64)
+    ok = ~np.isnan(v)
+    for g in range(n_groups):
+        sel = c == g
+        # C order: the sum runs along a contiguous last axis whatever the leading dims
+        part = np.ascontiguousarray(np.where(ok[..., sel], v[..., sel], 0.0))
+        sums[..., g] = part.sum(axis=-1)
+        counts[..., g] = ok[..., sel].sum(axis=-1)
+    return sums, counts
+
+
+def lifetime_sparseness(image_means: np.ndarray) -> np.ndarray:
+    """Lifetime sparseness over the image-mean responses, last axis (VBA ``cell_metrics``).
+
+    ``(1 - (1/N) (Σ r)² / Σ r²) / (1 - 1/N)`` with ``N`` images (VBA
+    ``compute_lifetime_sparseness``, Vinje & Gallant 2000 / Froudarakis et al. 2014).
+
+    Parameters
+    ----------
+    image_means : numpy.ndarray
+        (..., n_images) mean response of each image.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (...).  NaN image means are left out (N counts the others); NaN when fewer
+        than two images remain or every response is 0 (VBA: NaN with a warning).
+    """
+    r = np.asarray(image_means, dtype=np.float64)
+    ok = ~np.isnan(r)
+    n = ok.sum(axis=-1).astype(np.float64)
+    s = np.where(ok, r, 0.0).sum(axis=-1)
+    s2 = np.where(ok, r * r, 0.0).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ls = (1 - (1 / n) * (s * s / s2)) / (1 - (1 / n))
+    return np.where((n >= 2) & (s2 > 0), ls, np.nan)
+
+
+def selectivity_index(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(a - b) / (a + b)`` (VBA image selectivity index); NaN where ``a + b == 0``."""
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (x - y) / (x + y)
+    return np.where(x + y == 0, np.nan, out)
+
+
+def reliability(traces: np.ndarray, min_events: int = 6) -> np.ndarray:
+    """Mean pairwise Pearson correlation between event-locked traces (VBA ``reliability``).
+
+    VBA ``compute_reliability_vectorized``: ``nanmean`` of the lower triangle of
+    ``np.corrcoef(traces)``, NaN unless there are more than 5 traces.  Computed without the
+    n_events² matrix: with each trace centred and scaled to unit norm (``u_i``), the sum of
+    the pairwise correlations is ``(|Σ u_i|² - n) / 2``.
+
+    Parameters
+    ----------
+    traces : numpy.ndarray
+        (..., n_events, n_points): one row per event, the response-window points.
+    min_events : int, default 6
+        NaN with fewer events (VBA: ``traces.shape[0] > 5``).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (...).  Traces with a NaN or with zero variance have NaN correlations in
+        ``np.corrcoef``; ``nanmean`` skips them, and so does this (only the other traces'
+        pairs count).  NaN when fewer than two such traces remain.  Every sum runs along a
+        contiguous last axis, so the result does not depend on the leading dimensions
+        (blocks of cells give the same values as all cells at once).
+    """
+    min_events = _check_int(min_events, "min_events", 2)
+    x = np.ascontiguousarray(traces, dtype=np.float64)
+    if x.ndim < 2:
+        msg = f"traces must be (..., n_events, n_points), got shape {x.shape}"
+        raise ValueError(msg)
+    n_events, n_points = x.shape[-2:]
+    centred = x - (x.sum(axis=-1) / n_points)[..., np.newaxis]
+    norm = np.sqrt((centred * centred).sum(axis=-1))
+    valid = np.isfinite(norm) & (norm > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unit = np.where(valid[..., np.newaxis], centred / norm[..., np.newaxis], 0.0)
+    total = np.ascontiguousarray(np.swapaxes(unit, -1, -2)).sum(axis=-1)  # (..., n_points)
+    n = valid.sum(axis=-1).astype(np.float64)
+    pairs = (total * total).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (pairs - n) / (n * (n - 1))
+    return np.where((n >= 2) & (n_events >= min_events), out, np.nan)

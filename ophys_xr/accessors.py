@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import xarray as xr
 
-from ophys_xr import behavior, cells, eye, io
+from ophys_xr import behavior, cells, eye, io, plotting, responses
 
 __all__ = ["OphysDatasetAccessor"]
 
@@ -41,6 +42,85 @@ class OphysDatasetAccessor:
     def reward_rate(self) -> xr.DataArray:
         """Reward rate per trial; see :func:`ophys_xr.reward_rate`."""
         return behavior.reward_rate(self._ds)
+
+    def stimulus_response(
+        self,
+        data: str | xr.DataArray = "dff",
+        event: Any = "images",
+        *,
+        window: Sequence[float] = (-0.5, 0.75),
+        response_window: float = 0.5,
+        baseline_window: float = 0.5,
+        interpolate: bool = True,
+        sampling_rate: float | None = None,
+        p_value: bool = False,
+        n_shuffles: int = 10_000,
+        seed: int | None = 0,
+    ) -> xr.Dataset:
+        """Event-locked responses; see :func:`ophys_xr.stimulus_response`."""
+        return responses.stimulus_response(
+            self._ds, data, event, window=window, response_window=response_window,
+            baseline_window=baseline_window, interpolate=interpolate,
+            sampling_rate=sampling_rate, p_value=p_value, n_shuffles=n_shuffles, seed=seed,
+        )
+
+    def trial_response(
+        self,
+        data: str | xr.DataArray = "dff",
+        *,
+        window: Sequence[float] = (-5.0, 5.0),
+        response_window: float = 0.5,
+        baseline_window: float = 0.5,
+        interpolate: bool = True,
+        sampling_rate: float | None = None,
+        p_value: bool = False,
+        n_shuffles: int = 10_000,
+        seed: int | None = 0,
+    ) -> xr.Dataset:
+        """Responses aligned on the trials' change_time; see :func:`ophys_xr.trial_response`."""
+        return responses.trial_response(
+            self._ds, data, window=window, response_window=response_window,
+            baseline_window=baseline_window, interpolate=interpolate,
+            sampling_rate=sampling_rate, p_value=p_value, n_shuffles=n_shuffles, seed=seed,
+        )
+
+    def image_selectivity(self, *, by: Hashable = "image_name") -> xr.Dataset:
+        """Preferred image, selectivity indices; see :func:`ophys_xr.image_selectivity`."""
+        return responses.image_selectivity(self._ds, by=by)
+
+    def lifetime_sparseness(self, *, by: Hashable = "image_name") -> xr.DataArray:
+        """Lifetime sparseness of a response; see :func:`ophys_xr.lifetime_sparseness`."""
+        return responses.lifetime_sparseness(self._ds, by=by)
+
+    def reliability(self, *, by: Hashable | None = None, min_events: int = 6) -> xr.DataArray:
+        """Trial-to-trial reliability of a response; see :func:`ophys_xr.reliability`."""
+        return responses.reliability(self._ds, by=by, min_events=min_events)
+
+    def fraction_significant_responses(
+        self, *, alpha: float = 0.05, by: Hashable | None = None
+    ) -> xr.DataArray:
+        """Significant fraction; see :func:`ophys_xr.fraction_significant_responses`."""
+        return responses.fraction_significant_responses(self._ds, alpha=alpha, by=by)
+
+    # ---- plots (matplotlib is imported on the first call, not with ophys_xr) -----------
+
+    def plot_roi_masks(
+        self, cell_specimen_ids: Iterable[Hashable] | None = None, **kwargs: Any
+    ) -> Any:
+        """ROI masks over the max projection; see :func:`ophys_xr.plotting.plot_roi_masks`."""
+        return plotting.plot_roi_masks(self._ds, cell_specimen_ids, **kwargs)
+
+    def plot_dff_heatmap(self, **kwargs: Any) -> Any:
+        """Sorted ΔF/F heatmap; see :func:`ophys_xr.plotting.plot_dff_heatmap`."""
+        return plotting.plot_dff_heatmap(self._ds, **kwargs)
+
+    def plot_performance(self, **kwargs: Any) -> Any:
+        """Rolling performance; see :func:`ophys_xr.plotting.plot_performance`."""
+        return plotting.plot_performance(self._ds, **kwargs)
+
+    def plot_stimulus_response(self, **kwargs: Any) -> Any:
+        """Event-locked means; see :func:`ophys_xr.plotting.plot_stimulus_response`."""
+        return plotting.plot_stimulus_response(self._ds, **kwargs)
 
     def to_zarr(
         self,

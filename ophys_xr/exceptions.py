@@ -16,6 +16,7 @@ __all__ = [
     "OphysXrError",
     "OptionError",
     "SchemaError",
+    "SessionClosedError",
     "SessionFileNotFoundError",
     "UnsupportedLayoutError",
 ]
@@ -58,3 +59,7 @@ class MissingDataError(OphysXrError, KeyError):
 
 class OptionError(OphysXrError, ValueError):
     """An unknown or invalid option value (engine, format, parameter)."""
+
+
+class SessionClosedError(OphysXrError, ValueError):
+    """Data was asked of a session object after its ``close()``."""
