@@ -34,9 +34,11 @@ napoleon_numpy_docstring = True
 napoleon_google_docstring = False
 myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
-# The notebooks are executed by the test suite (pytest --nbmake); the docs render them as
-# committed (outputs stripped), so the docs build stays fast and offline.
-nb_execution_mode = "off"
+# The notebooks run on generated sessions (offline); the docs execute them, so the rendered
+# pages show their outputs and a notebook that fails fails the docs build.
+nb_execution_mode = "force"
+nb_execution_raise_on_error = True
+nb_execution_timeout = 600
 suppress_warnings = ["myst.header"]
 html_theme = "alabaster"
 html_title = "ophys_xr"
