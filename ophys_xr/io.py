@@ -113,7 +113,8 @@ def open_session(
     else:
         from ophys_xr.backends.store import open_store_session
 
-        stored = open_store_session(path, engine=engine)
+        stored = open_store_session(path, engine=engine,
+                                    exclude_invalid_rois=exclude_invalid_rois)
         try:
             ds = apply_session_options(
                 stored,

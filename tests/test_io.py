@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 
+import numpy as np
 import pytest
 import xarray as xr
 from _dask import raise_if_dask_computes
@@ -115,3 +116,25 @@ def test_failed_write_leaves_nothing(ds, tmp_path, monkeypatch) -> None:
 def test_reopen_missing_store(tmp_path) -> None:
     with pytest.raises(ophys_xr.SessionFileNotFoundError):
         ophys_xr.open_session(tmp_path / "nothing.zarr")
+
+
+def test_reopened_valid_rois_read_only_what_is_selected(ds, tmp_path, monkeypatch) -> None:
+    """Leaving out the invalid ROIs of a store composes with later selections: one cell's
+    trace reads only that cell's chunks."""
+    import zarr.storage
+
+    path = ophys_xr.to_zarr(ds, tmp_path / "s.zarr")
+    read: list[str] = []
+    original = zarr.storage.LocalStore.get
+
+    async def get(self, key, *args, **kwargs):
+        read.append(key)
+        return await original(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", get)
+    with ophys_xr.open_session(path) as reopened:
+        assert reopened.sizes["cell_specimen_id"] == 4
+        read.clear()
+        one = reopened.dff.isel(cell_specimen_id=0).values
+    np.testing.assert_array_equal(one, ds.dff.isel(cell_specimen_id=0).values)
+    assert sorted(k for k in read if k.startswith("dff/")) == ["dff/c/0/0"]

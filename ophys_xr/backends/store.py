@@ -52,7 +52,9 @@ def _dask_chunks(var: xr.Variable) -> dict[Any, int]:
     return chunks
 
 
-def open_store_session(path: str | os.PathLike[str], *, engine: str) -> xr.Dataset:
+def open_store_session(
+    path: str | os.PathLike[str], *, engine: str, exclude_invalid_rois: bool = False
+) -> xr.Dataset:
     """Open a Zarr store or netCDF file written from a session Dataset, lazily.
 
     Parameters
@@ -61,6 +63,10 @@ def open_store_session(path: str | os.PathLike[str], *, engine: str) -> xr.Datas
         The store or file.
     engine
         ``"zarr"`` or ``"netcdf"``.
+    exclude_invalid_rois
+        Leave out the ROIs whose ``valid_roi`` is False (the segmentation mask image is then
+        summed again over the valid ROIs).  Selected before the arrays become dask arrays,
+        so a later selection still reads only what it needs.
 
     Returns
     -------
@@ -82,6 +88,15 @@ def open_store_session(path: str | os.PathLike[str], *, engine: str) -> xr.Datas
             "(an interrupted conversion leaves no store)? Convert the NWB file again."
         )
         raise InvalidSessionFileError(msg) from err
+    close = raw.close  # a selection below is a new Dataset without the file's closer
+    derive = False
+    if exclude_invalid_rois and "valid_roi" in raw.coords:
+        valid = np.asarray(raw["valid_roi"].values, dtype=bool)
+        if not valid.all():
+            # an outer selection of the lazily indexed store arrays: composes with later ones
+            raw = raw.isel(cell_specimen_id=np.flatnonzero(valid))
+            raw = raw.drop_vars("segmentation_mask_image", errors="ignore")
+            derive = True  # the mask image of the valid ROIs
     # coordinates are small: read them now (they are indexed); data variables become dask
     # arrays (see _dask_chunks)
     variables: dict[str, Any] = {}
@@ -98,7 +113,7 @@ def open_store_session(path: str | os.PathLike[str], *, engine: str) -> xr.Datas
         if kind.startswith("list") and value is not None \
                 and not isinstance(value, list | tuple | np.ndarray):
             attrs[key] = [value.item() if isinstance(value, np.generic) else value]
-    ds = create_session_dataset(variables, attrs, derive=False)
+    ds = create_session_dataset(variables, attrs, derive=derive)
     ds.encoding["source"] = str(p)
-    ds.set_close(raw.close)
+    ds.set_close(close)
     return ds
