@@ -134,7 +134,13 @@ class OphysDatasetAccessor:
         return io.to_zarr(self._ds, store, overwrite=overwrite, chunks=chunks, progress=progress)
 
     def to_netcdf(
-        self, path: str | os.PathLike[str], *, overwrite: bool = False, progress: bool = False
+        self,
+        path: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        chunks: Mapping[str, int] | None = None,
+        progress: bool = False,
     ) -> Path:
         """Save as netCDF-4, atomically; see :func:`ophys_xr.to_netcdf`."""
-        return io.to_netcdf(self._ds, path, overwrite=overwrite, progress=progress)
+        return io.to_netcdf(self._ds, path, overwrite=overwrite, chunks=chunks,
+                            progress=progress)

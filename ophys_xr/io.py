@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import xarray as xr
 
 from ophys_xr.exceptions import OptionError
@@ -17,8 +18,7 @@ from ophys_xr.model import (
 )
 
 __all__ = [
-    "ANALYSIS_CHUNKS",
-    "ZARR_CELL_CHUNK",
+    "STORE_CHUNKS",
     "open_session",
     "to_netcdf",
     "to_zarr",
@@ -143,12 +143,15 @@ def open_session(
 
 
 
-#: Dask chunks written to Zarr/netCDF (and used on reopening): blocks of time with all cells.
-#: On disk Zarr chunks hold :data:`ZARR_CELL_CHUNK` cells, so one cell's trace is cheap too
-#: (NWB traces are time-major and unchunked: one cell costs a read of the whole matrix).
-ANALYSIS_CHUNKS: dict[str, int] = {
-    "cell_specimen_id": -1,
-    "time": 16384,
+#: Chunk sizes of the saved arrays, by dimension (-1: whole).  Every cell is its own chunk
+#: holding up to 2**17 frames (71 min at 31 Hz, 1 MiB of float64): one cell's whole trace is
+#: one small read, where the NWB file (time-major, unchunked) reads the whole matrix, and a
+#: computation over the session reads the fewest chunks.  A block of time for all cells
+#: reads every cell's chunk; for time-block work pass e.g.
+#: ``chunks={"time": 8192, "cell_specimen_id": 16}``.
+STORE_CHUNKS: dict[str, int] = {
+    "cell_specimen_id": 1,
+    "time": 2**17,
     "row": -1,
     "column": -1,
     "eye_frame": -1,
@@ -159,43 +162,64 @@ _BACKEND_ENCODING = ("preferred_chunks", "chunks", "chunksizes", "source", "orig
                      "compressors", "compressor", "filters", "serializer", "zlib", "complevel",
                      "shuffle", "fletcher32", "contiguous", "dtype", "_FillValue")
 
-
-def _prepared(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> xr.Dataset:
-    """A shallow copy with backend encoding dropped and analysis-friendly chunks."""
-    out = ds.copy(deep=False)
-    for var in out.variables.values():
-        var.encoding = {k: v for k, v in var.encoding.items() if k not in _BACKEND_ENCODING}
-    wanted = {d: c for d, c in {**ANALYSIS_CHUNKS, **dict(chunks or {})}.items() if d in out.dims}
-    sizes = {d: (out.sizes[d] if c == -1 else min(c, max(out.sizes[d], 1)))
-             for d, c in wanted.items()}
-    rechunked = {
-        name: var.chunk({d: sizes.get(d, -1) for d in var.dims})
-        for name, var in out.data_vars.items()
-        if var.chunks is not None
-    }
-    return out.assign(rechunked)
-
-
 #: Float traces are noise-like and barely compress; stored raw they read several times faster.
 _RAW_TRACES = ("dff", "corrected_fluorescence", "demixed_trace", "neuropil_trace")
 
 
-#: Cells per Zarr chunk: one cell's trace reads a few small chunks, while a block of time
-#: for all cells is one dask task (one concurrent zarr read) on reopening.
-ZARR_CELL_CHUNK = 2
+def _store_chunks(var: xr.Variable, chunks: Mapping[str, int]) -> dict[Any, int]:
+    """The stored chunk of a variable; per-cell values (r, lambda, ...) are one chunk."""
+    out: dict[Any, int] = {}
+    for dim in var.dims:
+        size = var.sizes[dim]
+        want = -1 if var.dims == ("cell_specimen_id",) else chunks.get(str(dim), -1)
+        out[dim] = max(1, size if want == -1 else min(want, size))
+    return out
+
+
+def _prepared(ds: xr.Dataset, chunks: Mapping[str, int] | None, fmt: str) -> xr.Dataset:
+    """A shallow copy with backend encoding dropped, chunked for writing.
+
+    Every data variable gets its stored chunk shape (:data:`STORE_CHUNKS`, overridden by
+    ``chunks``) in its encoding, and dask chunks of whole stored chunks, cells grouped up
+    to about ``CHUNK_BYTES`` a task (no two tasks write to one stored chunk).
+    """
+    from ophys_xr.backends.nwb import CHUNK_BYTES
+
+    unknown = sorted(set(chunks or {}) - {str(d) for d in ds.dims})
+    if unknown:
+        msg = (f"chunks names unknown dimensions {unknown}; dimensions: "
+               f"{sorted(map(str, ds.dims))}")
+        raise OptionError(msg)
+    wanted = {**STORE_CHUNKS, **dict(chunks or {})}
+    out = ds.copy(deep=False)
+    for var in out.variables.values():
+        var.encoding = {k: v for k, v in var.encoding.items() if k not in _BACKEND_ENCODING}
+    rechunked = {}
+    for name, var in out.data_vars.items():
+        stored = _store_chunks(var, wanted)
+        shape = tuple(stored[d] for d in var.dims)
+        if fmt == "zarr":
+            var.encoding["chunks"] = shape
+            if name in _RAW_TRACES:
+                var.encoding["compressors"] = None
+        elif var.size and var.ndim:
+            var.encoding["chunksizes"] = shape
+        if var.chunks is None:
+            continue
+        task = dict(stored)
+        if "cell_specimen_id" in var.dims and var.ndim > 1:
+            chunk_bytes = var.dtype.itemsize * int(np.prod(shape))
+            task["cell_specimen_id"] *= max(1, CHUNK_BYTES // max(chunk_bytes, 1))
+        rechunked[name] = var.chunk(task)
+    return out.assign(rechunked)
 
 
 def _zarr_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
-    encoding: dict[str, dict[str, Any]] = {}
-    for name, var in ds.data_vars.items():
-        if var.chunks is None or "cell_specimen_id" not in var.dims:
-            continue
-        sizes = {d: max(c) for d, c in zip(var.dims, var.chunks, strict=True)}
-        sizes["cell_specimen_id"] = min(ZARR_CELL_CHUNK, sizes["cell_specimen_id"])
-        encoding[str(name)] = {"chunks": tuple(sizes[d] for d in var.dims)}
-        if name in _RAW_TRACES:
-            encoding[str(name)]["compressors"] = None
-    return encoding
+    """Per-variable Zarr encoding: the chunks (and compressors) set by :func:`_prepared`."""
+    return {
+        str(name): {k: var.encoding[k] for k in ("chunks", "compressors") if k in var.encoding}
+        for name, var in ds.data_vars.items()
+    }
 
 
 def _write_zarr(out: xr.Dataset, tmp: Path) -> Any:
@@ -288,8 +312,8 @@ def to_zarr(
     """Save a session Dataset as a Zarr (format 3) store, atomically.
 
     ``ds.to_zarr(store)`` works as it is; this function adds the chunk layout chosen for
-    analysis (:data:`ANALYSIS_CHUNKS`: one cell's trace and a block of time for all cells
-    are both cheap), writes to a temporary sibling and renames it at the end, so an
+    analysis (:data:`STORE_CHUNKS`: one chunk per cell, so one cell's whole trace is one
+    small read), writes to a temporary sibling and renames it at the end, so an
     interrupted write never leaves a store that looks complete.  The caller's Dataset is
     not modified.
 
@@ -302,7 +326,8 @@ def to_zarr(
     overwrite
         Replace an existing store.
     chunks
-        Chunk sizes overriding :data:`ANALYSIS_CHUNKS`.
+        Stored chunk sizes by dimension overriding :data:`STORE_CHUNKS`, e.g.
+        ``{"time": 8192, "cell_specimen_id": 16}`` for work on blocks of time.
     progress
         Show a progress bar.
 
@@ -310,9 +335,16 @@ def to_zarr(
     -------
     pathlib.Path
         The store.
+
+    Raises
+    ------
+    FileExistsError
+        ``store`` exists and ``overwrite`` is False.
+    OptionError
+        ``chunks`` names a dimension the Dataset does not have.
     """
     return _write_atomically(
-        _prepared(ds, chunks),
+        _prepared(ds, chunks, "zarr"),
         Path(os.fspath(store)).expanduser(),
         _write_zarr,
         overwrite=overwrite,
@@ -325,12 +357,15 @@ def to_netcdf(
     path: str | os.PathLike[str],
     *,
     overwrite: bool = False,
+    chunks: Mapping[str, int] | None = None,
     progress: bool = False,
 ) -> Path:
     """Save a session Dataset as a netCDF-4 file (h5netcdf), atomically.
 
-    ``ds.to_netcdf(path)`` works as it is; this function writes to a temporary sibling and
-    renames it at the end, so an interrupted write never leaves a complete-looking file.
+    ``ds.to_netcdf(path)`` works as it is; this function stores the arrays in HDF5 chunks
+    of the same layout as :func:`to_zarr` (one chunk per cell), writes to a temporary
+    sibling and renames it at the end, so an interrupted write never leaves a
+    complete-looking file.
 
     Parameters
     ----------
@@ -340,6 +375,8 @@ def to_netcdf(
         The new file.
     overwrite
         Replace an existing file.
+    chunks
+        Stored chunk sizes overriding :data:`STORE_CHUNKS`.
     progress
         Show a progress bar.
 
@@ -347,9 +384,16 @@ def to_netcdf(
     -------
     pathlib.Path
         The file.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``overwrite`` is False.
+    OptionError
+        ``chunks`` names a dimension the Dataset does not have.
     """
     return _write_atomically(
-        _prepared(ds, None),
+        _prepared(ds, chunks, "netcdf"),
         Path(os.fspath(path)).expanduser(),
         lambda out, tmp: out.to_netcdf(tmp, engine="h5netcdf", compute=False),
         overwrite=overwrite,

@@ -54,15 +54,37 @@ def test_plain_xarray_calls(ds, tmp_path) -> None:
 
 
 def test_zarr_layout_is_for_analysis(ds, tmp_path) -> None:
-    path = ophys_xr.to_zarr(ds, tmp_path / "s.zarr", chunks={"time": 1000})
+    """One chunk per cell by default (one cell's trace is one read); overridable."""
+    n_time = ds.sizes["time"]
+    path = ophys_xr.to_zarr(ds, tmp_path / "s.zarr")
     with xr.open_zarr(path, consolidated=False) as raw:
-        assert raw.dff.encoding["chunks"] == (1000, 2)
+        assert raw.dff.encoding["chunks"] == (n_time, 1)
         assert raw.dff.encoding["compressors"] == ()
-        assert raw.roi_mask.encoding["chunks"] == (2, 512, 452)
+        assert raw.events.encoding["chunks"] == (n_time, 1)
+        assert raw.roi_mask.encoding["chunks"] == (1, 512, 452)
+        assert raw["lambda"].encoding["chunks"] == (5,)  # per-cell values: one chunk
+        assert raw.pupil_area_raw.encoding["chunks"] == (ds.sizes["eye_frame"],)
     with ophys_xr.open_session(path, exclude_invalid_rois=False) as reopened:
         # whole time in each task (one cell = one task), cells in blocks of whole chunks
-        assert reopened.dff.chunksizes == {"time": (ds.sizes["time"],), "cell_specimen_id": (5,)}
+        assert reopened.dff.chunksizes == {"time": (n_time,), "cell_specimen_id": (5,)}
         assert reopened.roi_mask.chunksizes["row"] == (512,)
+    blocks = ophys_xr.to_zarr(ds, tmp_path / "blocks.zarr",
+                              chunks={"time": 1000, "cell_specimen_id": 4})
+    with xr.open_zarr(blocks, consolidated=False) as raw:
+        assert raw.dff.encoding["chunks"] == (1000, 4)
+        assert raw.roi_mask.encoding["chunks"] == (4, 512, 452)
+    with pytest.raises(ophys_xr.OptionError, match="unknown dimensions"):
+        ophys_xr.to_zarr(ds, tmp_path / "bad.zarr", chunks={"frame": 10})
+    assert not (tmp_path / "bad.zarr").exists()
+
+
+def test_netcdf_layout(ds, tmp_path) -> None:
+    import h5py
+
+    path = ophys_xr.to_netcdf(ds, tmp_path / "s.nc")
+    with h5py.File(path, "r") as f:
+        assert f["dff"].chunks == (ds.sizes["time"], 1)
+        assert f["roi_mask"].chunks == (1, 512, 452)
 
 
 def test_reopened_cells_come_in_blocks(ds, tmp_path, monkeypatch) -> None:
