@@ -12,7 +12,7 @@ and reproduces one AllenSDK algorithm exactly, including its quirks:
 
 The xarray layer (``ophys_xr.eye``, ``ophys_xr.cells``, the NWB backend, ...) calls these
 kernels; they never emit numpy ``RuntimeWarning``s (empty means, ``0/0`` and ``x/0`` are
-handled explicitly).
+handled explicitly).  scipy is imported where it is used: ``import ophys_xr`` stays fast.
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import scipy.ndimage
-import scipy.signal
-import scipy.stats
 
 __all__ = [
     "GRAY_SCREEN_SECONDS",
@@ -254,6 +251,8 @@ def likely_blinks(
     _same_length(eye_area=eye, pupil_area=pupil, outliers=out)
     blinks = np.isnan(eye) | np.isnan(pupil) | out
     if dilation_frames > 0 and blinks.size:
+        import scipy.ndimage
+
         blinks = scipy.ndimage.binary_dilation(blinks, iterations=dilation_frames)
     return np.asarray(blinks, dtype=bool)
 
@@ -324,6 +323,8 @@ def event_filter_weights(scale_timesteps: float, n_time_steps: int = 20) -> np.n
     """
     n_time_steps = _check_int(n_time_steps, "n_time_steps", 1)
     scale = _check_positive(scale_timesteps, "scale_timesteps")
+    import scipy.stats
+
     w = scipy.stats.halfnorm(loc=0, scale=scale).pdf(np.arange(n_time_steps))
     return w / np.sum(w)
 
@@ -361,6 +362,8 @@ def filter_events(events: np.ndarray, weights: np.ndarray) -> np.ndarray:
         raise ValueError(msg)
     if x.size == 0:
         return np.zeros(x.shape, dtype=np.float64)
+    import scipy.signal
+
     return np.asarray(scipy.signal.lfilter(w, [1.0], x, axis=-1), dtype=np.float64)
 
 
@@ -692,6 +695,8 @@ def dprime(
     hr = np.asarray(hit_rate, dtype=np.float64)
     far = np.asarray(false_alarm_rate, dtype=np.float64)
     hr, far = np.broadcast_arrays(hr, far)
+    import scipy.stats
+
     ppf = scipy.stats.norm.ppf
     out = np.asarray(ppf(np.clip(hr, lo, hi)) - ppf(np.clip(far, lo, hi)), dtype=np.float64)
     return np.where(np.isnan(hr) | np.isnan(far), np.nan, out)
@@ -1299,6 +1304,8 @@ def lick_rate(lick_frames: np.ndarray, n_frames: int, frame_rate: float) -> np.n
         raise ValueError(msg)
     licks = np.zeros(n_frames)
     licks[frames] = 1.0
+    import scipy.signal
+
     weights = scipy.signal.windows.triang(6)
     num = np.convolve(licks, weights)[:n_frames]
     den = np.convolve(np.ones(n_frames), weights)[:n_frames]

@@ -144,3 +144,16 @@ def test_selected_columns_are_gathered(tiny_path, columns) -> None:
             np.testing.assert_array_equal(got, expected[5:50])
     finally:
         manager.close()
+
+
+def test_import_is_light() -> None:
+    """``import ophys_xr`` leaves the heavy modules to first use (fast CLI and workers)."""
+    import subprocess
+    import sys
+
+    heavy = ("scipy.signal", "scipy.stats", "scipy.ndimage", "h5py", "zarr", "matplotlib",
+             "distributed", "pynwb")
+    code = f"import sys, ophys_xr; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
