@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import numbers
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ophys_xr import _compute
+from ophys_xr import _compute, _options
 from ophys_xr.exceptions import OptionError
 from ophys_xr.variables import validate
 
@@ -126,10 +125,8 @@ def performance(
         ``false_alarm_rate``, ``rolling_dprime``) plus ``engaged``.  Passive sessions (no
         rewards, no licks) get ``rolling_dprime`` 0, as in the AllenSDK.
     """
-    threshold = engaged_trial_reward_rate_threshold
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-        msg = f"engaged_trial_reward_rate_threshold must be a number, got {threshold!r}"
-        raise OptionError(msg)
+    threshold = _options.number(engaged_trial_reward_rate_threshold,
+                                "engaged_trial_reward_rate_threshold")
     rolling = _rolling(ds)
     validate(ds, "rewards_volume", purpose="performance")
     flags = {name: np.asarray(ds[name].values) for name in

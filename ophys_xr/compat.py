@@ -45,7 +45,7 @@ from ophys_xr.model import (
     DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
     apply_session_options,
 )
-from ophys_xr.variables import SPECS, validate
+from ophys_xr.variables import SPECS, TRIAL_COLUMNS, validate
 
 __all__ = [
     "EYE_TRACKING_COLUMNS",
@@ -81,18 +81,6 @@ EYE_TRACKING_COLUMNS = (
     "pupil_center_x", "pupil_center_y", "pupil_width", "pupil_height", "pupil_phi",
 )
 
-#: ``trials`` columns (AllenSDK name, Dataset variable), in AllenSDK 2.16.2 order.
-_TRIAL_COLUMNS = (
-    ("start_time", "trials_start_time"), ("stop_time", "trials_stop_time"),
-    ("initial_image_name", "initial_image_name"), ("change_image_name", "change_image_name"),
-    ("is_change", "trials_is_change"), ("change_time", "change_time"), ("go", "go"),
-    ("catch", "catch"), ("lick_times", "lick_times"), ("response_time", "response_time"),
-    ("response_latency", "response_latency"), ("reward_time", "reward_time"),
-    ("reward_volume", "reward_volume"), ("hit", "hit"), ("false_alarm", "false_alarm"),
-    ("miss", "miss"), ("correct_reject", "correct_reject"), ("aborted", "aborted"),
-    ("auto_rewarded", "auto_rewarded"), ("change_frame", "change_frame"),
-    ("trial_length", "trial_length"),
-)
 
 #: ``cell_specimen_table`` columns before ``roi_mask``, in AllenSDK order.
 _CELL_COLUMNS = (
@@ -959,12 +947,12 @@ class BehaviorOphysSession:
         ``lick_times`` holds one float64 array per trial; string columns are dtype object.
         """
         ds = self._data()
-        validate(ds, [v for _, v in _TRIAL_COLUMNS if v != "lick_times"] + ["trials_id"],
+        validate(ds, [v for _, v in TRIAL_COLUMNS if v != "lick_times"] + ["trials_id"],
                  purpose="trials")
         index = pd.Index(np.asarray(ds["trials_id"].values, dtype=np.int64), name="trials_id")
         times, counts = behavior.trial_licks(ds)
         data: dict[str, Any] = {}
-        for column, var in _TRIAL_COLUMNS:
+        for column, var in TRIAL_COLUMNS:
             if var == "lick_times":
                 data[column] = _object_column(np.split(times, np.cumsum(counts)[:-1]), index)
                 continue

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import xarray as xr
 
-from ophys_xr import _compute
-from ophys_xr.exceptions import MissingDataError, OptionError
+from ophys_xr import _compute, _options
+from ophys_xr.exceptions import MissingDataError
 from ophys_xr.variables import GROUPS, SPECS
 
 __all__ = ["BLINK_MASKED", "EYE_VARIABLES", "blink_filter"]
@@ -67,13 +65,8 @@ def blink_filter(
     OptionError
         Invalid parameter values.
     """
-    if not isinstance(z_threshold, numbers.Real) or not z_threshold > 0:
-        msg = f"z_threshold must be a positive number, got {z_threshold!r}"
-        raise OptionError(msg)
-    if isinstance(dilation_frames, bool) or not isinstance(dilation_frames, numbers.Integral) \
-            or dilation_frames < 0:
-        msg = f"dilation_frames must be an integer >= 0, got {dilation_frames!r}"
-        raise OptionError(msg)
+    z_threshold = _options.positive_number(z_threshold, "z_threshold")
+    dilation_frames = _options.integer(dilation_frames, "dilation_frames", minimum=0)
     if "eye_area_raw" not in ds or "pupil_area_raw" not in ds:
         msg = (
             "This session has no eye tracking (no NWB group acquisition/EyeTracking), so there "

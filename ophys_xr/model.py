@@ -10,14 +10,14 @@ attributes are netCDF-safe, and indexes ``cell_roi_id``.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from ophys_xr.exceptions import OptionError, SchemaError
+from ophys_xr import _options
+from ophys_xr.exceptions import SchemaError
 from ophys_xr.variables import GROUPS, SPECS, dtype_ok
 
 __all__ = [
@@ -233,12 +233,8 @@ def create_session_dataset(
 
 def _check_filter_options(scale: object, steps: object) -> None:
     """Raise OptionError unless the filtered-events options are valid."""
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not scale > 0:
-        msg = f"events_filter_scale_seconds must be a positive number, got {scale!r}"
-        raise OptionError(msg)
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-        msg = f"events_filter_n_time_steps must be an integer >= 1, got {steps!r}"
-        raise OptionError(msg)
+    _options.positive_number(scale, "events_filter_scale_seconds", unit="seconds")
+    _options.integer(steps, "events_filter_n_time_steps", minimum=1)
 
 
 def _ordered(ds: xr.Dataset) -> list[str]:

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ophys_xr import _compute
+from ophys_xr import _compute, _options
 from ophys_xr.exceptions import MissingDataError, OptionError, SchemaError
 from ophys_xr.variables import SPECS, validate
 
@@ -120,9 +120,7 @@ def _check_params(
     w0, w1 = float(window[0]), float(window[1])
     for name, value in (("response_window", response_window),
                         ("baseline_window", baseline_window)):
-        if not (_real(value) and math.isfinite(value) and value > 0):
-            msg = f"{name} must be a positive number of seconds, got {value!r}"
-            raise OptionError(msg)
+        _options.positive_number(value, name, unit="seconds")
     if float(response_window) > w1 or -float(baseline_window) < w0:
         msg = (
             f"the response window [0, {response_window}] s and the baseline window "
@@ -130,13 +128,9 @@ def _check_params(
             "or shorten response_window / baseline_window"
         )
         raise OptionError(msg)
-    if not isinstance(interpolate, bool | np.bool_):
-        msg = f"interpolate must be True or False, got {interpolate!r}"
-        raise OptionError(msg)
+    _options.boolean(interpolate, "interpolate")
     if sampling_rate is not None:
-        if not (_real(sampling_rate) and math.isfinite(sampling_rate) and sampling_rate > 0):
-            msg = f"sampling_rate must be a positive number (Hz) or None, got {sampling_rate!r}"
-            raise OptionError(msg)
+        _options.positive_number(sampling_rate, "sampling_rate", unit="Hz (or None)")
         if not interpolate:
             msg = (
                 f"sampling_rate={sampling_rate!r} needs interpolate=True: nearest-sample "
@@ -144,17 +138,10 @@ def _check_params(
                 "sampling_rate=None or interpolate=True."
             )
             raise OptionError(msg)
-    if not isinstance(p_value, bool | np.bool_):
-        msg = f"p_value must be True or False, got {p_value!r}"
-        raise OptionError(msg)
-    if isinstance(n_shuffles, bool) or not isinstance(n_shuffles, numbers.Integral) \
-            or n_shuffles < 1:
-        msg = f"n_shuffles must be an integer >= 1, got {n_shuffles!r}"
-        raise OptionError(msg)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                             or seed < 0):
-        msg = f"seed must be an integer >= 0 or None, got {seed!r}"
-        raise OptionError(msg)
+    _options.boolean(p_value, "p_value")
+    _options.integer(n_shuffles, "n_shuffles", minimum=1)
+    if seed is not None:
+        _options.integer(seed, "seed (or None)", minimum=0)
     return _Params(
         window=(w0, w1), response_window=float(response_window),
         baseline_window=float(baseline_window), interpolate=bool(interpolate),

@@ -34,6 +34,7 @@ import xarray as xr
 
 from ophys_xr.exceptions import OptionError, SchemaError
 from ophys_xr.model import create_session_dataset
+from ophys_xr.variables import TRIAL_COLUMNS
 
 __all__ = ["simulate_session", "write_nwb", "write_session_nwb"]
 
@@ -987,18 +988,6 @@ _CELL_COLUMNS = {
     "x": "x position of ROI in Image Plane in pixels (top left corner)",
     "y": "y position of ROI in Image Plane in pixels (top left corner)",
 }
-#: Trials table columns in file order: (file column, Dataset variable).
-_TRIAL_COLUMNS = (
-    ("start_time", "trials_start_time"), ("stop_time", "trials_stop_time"),
-    ("initial_image_name", "initial_image_name"), ("change_image_name", "change_image_name"),
-    ("is_change", "trials_is_change"), ("change_time", "change_time"), ("go", "go"),
-    ("catch", "catch"), ("lick_times", "lick_times"), ("response_time", "response_time"),
-    ("response_latency", "response_latency"), ("reward_time", "reward_time"),
-    ("reward_volume", "reward_volume"), ("hit", "hit"), ("false_alarm", "false_alarm"),
-    ("miss", "miss"), ("correct_reject", "correct_reject"), ("aborted", "aborted"),
-    ("auto_rewarded", "auto_rewarded"), ("change_frame", "change_frame"),
-    ("trial_length", "trial_length"),
-)
 #: Presentation columns of the 2023 layout in file order (file column, Dataset variable).
 _PRESENTATION_COLUMNS_2023 = (
     ("start_time", "start_time"), ("stop_time", "end_time"),
@@ -1642,7 +1631,7 @@ class _Writer:
     def trials(self) -> None:
         counts = self.values("lick_times_count").astype(np.int64)
         columns: dict[str, Any] = {}
-        for column, var in _TRIAL_COLUMNS:
+        for column, var in TRIAL_COLUMNS:
             if var == "lick_times":
                 columns[column] = (self.values("lick_times").astype(np.float64), counts)
                 continue

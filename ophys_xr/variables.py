@@ -17,7 +17,7 @@ import numpy as np
 
 from ophys_xr.exceptions import MissingDataError, SchemaError
 
-__all__ = ["DIMS", "SPECS", "Spec", "render_markdown", "validate"]
+__all__ = ["DIMS", "SPECS", "TRIAL_COLUMNS", "Spec", "render_markdown", "validate"]
 
 Role = Literal["coord", "data"]
 
@@ -340,6 +340,14 @@ _ALL += [
 SPECS: dict[str, Spec] = {s.name: s for s in _ALL}
 if len(SPECS) != len(_ALL):  # pragma: no cover - guards the table above
     raise SchemaError("duplicate variable names in the schema")
+
+#: The AllenSDK ``trials`` table: (column, Dataset variable), in AllenSDK 2.16.2 column order
+#: (which is also the order of the columns in the NWB file).
+TRIAL_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (s.allensdk.removeprefix("trials."), s.name) for s in SPECS.values()
+    if s.allensdk.startswith("trials.") and s.allensdk[7:].isidentifier()
+    and s.allensdk != "trials.index"
+)
 
 #: Variables that belong together: present or absent as a group.
 GROUPS: dict[str, tuple[str, ...]] = {
