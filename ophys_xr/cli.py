@@ -156,6 +156,14 @@ def demo(
             if "likely_blink" in ds:
                 typer.echo(f"likely blinks: {int(ds.likely_blink.sum())} of "
                            f"{ds.sizes['eye_frame']} eye frames")
+            response = ds.ophys.stimulus_response(data="dff", event="images")
+            per_image = response.mean_response.mean("cell_specimen_id").groupby(
+                "image_name").mean().to_series()
+            n_flashes = response.sizes["stimulus_presentations_id"]
+            typer.echo(f"\nmean ΔF/F response (0 to 0.5 s) to {n_flashes} image flashes, "
+                       "by image:")
+            for image, value in per_image.items():
+                typer.echo(f"  {image}: {value:+.4f}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -49,3 +49,20 @@ def test_convert(tiny_path, tmp_path) -> None:
                                  "--no-progress"])
     assert result.exit_code == 0, result.output
     assert nc.exists()
+
+
+def test_demo(tmp_path) -> None:
+    """The README's main job: write an example session, open it, print numbers from it."""
+    path = tmp_path / "example.nwb"
+    result = runner.invoke(app, ["demo", "--out", str(path), "--cells", "6", "--minutes", "2"])
+    assert result.exit_code == 0, result.output
+    assert "<xarray.Dataset>" in result.output
+    assert "cells                 6 (6 valid)" in result.output
+    assert "performance: {" in result.output
+    assert "image flashes, by image:" in result.output
+    with ophys_xr.open_session(path) as ds:
+        response = ds.ophys.stimulus_response(event="images")
+        per_image = response.mean_response.mean("cell_specimen_id").groupby(
+            "image_name").mean().to_series()
+    for image, value in per_image.items():
+        assert f"  {image}: {value:+.4f}" in result.output
