@@ -60,8 +60,11 @@ def lower_bound(y):
     j = np.clip(j, 0, ts.size - 2)
     x0, x1 = ts[j] - e, ts[j + 1] - e
     w = np.clip((grid - x0) / (x1 - x0), 0.0, 1.0)  # clamped: the window's edge samples
+    cube = y[j + 1]  # (event, offset, cell): two gathers, the rest in place
     y0 = y[j]
-    cube = y0 + w[..., None] * (y[j + 1] - y0)  # (event, offset, cell)
+    cube -= y0
+    cube *= w[..., None]
+    cube += y0
     outside = (grid < ts[0] - e) | (grid > ts[-1] - e)
     cube[outside] = np.nan
     return cube

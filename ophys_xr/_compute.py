@@ -1100,12 +1100,12 @@ def eventlocked_gather(
     second: np.ndarray | None = None,
     weight: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Event-locked traces of every column of ``trace`` from a plan, in one vectorised pass.
+    """Event-locked traces of every row of ``trace`` from a plan, in one vectorised pass.
 
     Parameters
     ----------
     trace : numpy.ndarray
-        (n_time, ...) with time first (e.g. (n_time, n_cells) as stored in NWB).
+        (..., n_time) with time last: one trace per row (e.g. (n_cells, n_time)).
     first : numpy.ndarray
         int (n_events, n_offsets) sample indices, -1 = missing.
     second, weight : numpy.ndarray, optional
@@ -1115,42 +1115,40 @@ def eventlocked_gather(
     Returns
     -------
     numpy.ndarray
-        float64 (n_events, n_offsets, ...): ``y[first] + weight * (y[second] - y[first])``
-        (NaN where missing, or where a sample used is NaN).  Computed block by block of
-        rows so that temporaries stay small.
+        float64 (..., n_events, n_offsets), C-ordered: ``y[first] + weight * (y[second] -
+        y[first])`` (NaN where missing, or where a sample used is NaN).  Each trace is
+        gathered on its own (it stays in cache) in pieces that keep temporaries small.
     """
     y = np.asarray(trace, dtype=np.float64)
     if y.ndim == 0:
-        msg = "trace must have a time axis first"
+        msg = "trace must have a time axis (last)"
         raise ValueError(msg)
-    tail = y.shape[1:]
-    y2 = y.reshape(y.shape[0], -1)
+    lead = y.shape[:-1]
+    rows = np.ascontiguousarray(y.reshape(-1, y.shape[-1]))
     first = np.asarray(first)
     shape = first.shape
     a = first.reshape(-1)
     missing = a < 0
     a = np.where(missing, 0, a)
     b = None if second is None else np.where(missing, 0, np.asarray(second).reshape(-1))
-    w = None if weight is None else np.asarray(weight, dtype=np.float64).reshape(-1, 1)
-    out = np.empty((a.size, y2.shape[1]), dtype=np.float64)
-    if y2.shape[0] == 0 and a.size:
+    w = None if weight is None else np.asarray(weight, dtype=np.float64).reshape(-1)
+    out = np.empty((rows.shape[0], a.size), dtype=np.float64)
+    if rows.shape[1] == 0 and a.size:
         out.fill(np.nan)
-        return out.reshape(*shape, *tail)
-    step = max(1, _GATHER_ELEMENTS // max(1, y2.shape[1]))
-    for r0 in range(0, a.size, step):
-        r1 = min(a.size, r0 + step)
-        o = out[r0:r1]
-        if b is None or w is None:
-            np.take(y2, a[r0:r1], axis=0, out=o)
-            continue
-        y0 = np.take(y2, a[r0:r1], axis=0)
-        y1 = np.take(y2, b[r0:r1], axis=0)
-        y1 -= y0
-        y1 *= w[r0:r1]
-        np.add(y0, y1, out=o)
+        return out.reshape(*lead, *shape)
+    for row, out_row in zip(rows, out, strict=True):
+        for s0 in range(0, a.size, _GATHER_ELEMENTS):
+            s1 = min(a.size, s0 + _GATHER_ELEMENTS)
+            o = out_row[s0:s1]
+            np.take(row, a[s0:s1], out=o)
+            if b is not None and w is not None:
+                y1 = np.take(row, b[s0:s1])
+                y1 -= o
+                y1 *= w[s0:s1]
+                o += y1
     if missing.any():
-        out[missing] = np.nan
-    return out.reshape(*shape, *tail)
+        out[:, missing] = np.nan
+    return out.reshape(*lead, *shape)
 
 
 def window_mean(values: np.ndarray, selection: slice, axis: int) -> np.ndarray:
@@ -1171,17 +1169,16 @@ def window_mean(values: np.ndarray, selection: slice, axis: int) -> np.ndarray:
         float64; NaN where every selected value is NaN (or the selection is empty).
     """
     v = np.asarray(values, dtype=np.float64)
+    axis = axis % v.ndim
     index: list[Any] = [slice(None)] * v.ndim
     index[axis] = selection
     sub = v[tuple(index)]
     n = sub.shape[axis]
     if n == 0:
         return np.full(sub.shape[:axis] + sub.shape[axis + 1:], np.nan)
-    # sequential sum along ``axis``: the same values whatever the other dims (dask blocks)
-    lead = (slice(None),) * (axis % sub.ndim)
-    total = sub[(*lead, 0)].copy()
-    for k in range(1, n):
-        total += sub[(*lead, k)]  # a view, no copy
+    # numpy reduces every output element on its own: the same values whatever the other
+    # dims (dask blocks), and numpy's own summation, as xarray's ``.mean()`` of the cube
+    total = sub.sum(axis=axis)
     out = total / n
     bad = np.isnan(total)
     if bad.any():  # recompute the few means that saw a NaN, skipping NaN

@@ -481,17 +481,16 @@ def _response_block(
     x: np.ndarray, *, first: np.ndarray, second: np.ndarray | None, weight: np.ndarray | None,
     response: slice, baseline: slice, starts: np.ndarray | None, n_frames: int,
 ) -> tuple[np.ndarray, ...]:
-    # time first, C order: one row per sample, so the gather copies contiguous rows (the
-    # NWB layout; dask blocks may arrive cell-major and are copied once here)
-    y = np.ascontiguousarray(np.moveaxis(x, -1, 0))
-    cube = _compute.eventlocked_gather(y, first, second, weight)  # (events, offsets, ...)
-    mean_response = _compute.window_mean(cube, response, axis=1)
-    mean_baseline = _compute.window_mean(cube, baseline, axis=1)
-    out = [np.moveaxis(cube, (0, 1), (-2, -1)), np.moveaxis(mean_response, 0, -1),
-           np.moveaxis(mean_baseline, 0, -1)]
+    # x is (..., time) (apply_ufunc puts the core dim last); the cube comes out C-ordered
+    # (..., events, offsets), so that dask joins the blocks with plain copies
+    cube = _compute.eventlocked_gather(x, first, second, weight)
+    mean_response = _compute.window_mean(cube, response, axis=-1)
+    mean_baseline = _compute.window_mean(cube, baseline, axis=-1)
+    out = [cube, mean_response, mean_baseline]
     if starts is not None:
-        null = _compute.gray_screen_null_means(y, starts, n_frames)
-        out.append(np.moveaxis(_compute.shuffle_p_values(mean_response, null), 0, -1))
+        null = _compute.gray_screen_null_means(np.moveaxis(x, -1, 0), starts, n_frames)
+        p = _compute.shuffle_p_values(np.moveaxis(mean_response, -1, 0), null)
+        out.append(np.moveaxis(p, 0, -1))
     return tuple(out)
 
 

@@ -194,8 +194,9 @@ def test_interpolated_kernel_equals_the_bou_loop(rate: float) -> None:
     ts, traces, events = _irregular()
     grid, ref = bou_interp_cube(ts, traces, events, -0.5, 0.75, rate)
     plan = C.interpolation_plan(ts, events, grid, (-0.5, 0.75))
-    cube = C.eventlocked_gather(traces, *plan)  # (events, offsets, cells)
-    np.testing.assert_allclose(np.moveaxis(cube, -1, 0), ref, rtol=0, atol=1e-12)
+    cube = C.eventlocked_gather(traces.T, *plan)  # (cells, events, offsets)
+    assert cube.flags.c_contiguous
+    np.testing.assert_allclose(cube, ref, rtol=0, atol=1e-12)
 
 
 def test_interpolated_kernel_clamps_at_the_window_edges_like_bou() -> None:
@@ -215,10 +216,10 @@ def test_nan_samples_propagate_as_np_interp() -> None:
     traces[:, 1] = np.nan  # an ROI without an event trace
     traces[np.searchsorted(ts, events[5]), 0] = np.nan  # a sample inside one window
     grid, ref = bou_interp_cube(ts, traces, events, -0.5, 0.75, 30.0)
-    cube = C.eventlocked_gather(traces, *C.interpolation_plan(ts, events, grid, (-0.5, 0.75)))
-    np.testing.assert_allclose(np.moveaxis(cube, -1, 0), ref, rtol=0, atol=1e-12)
-    assert np.isnan(cube[..., 1]).all()
-    assert np.isnan(cube[..., 0]).any()
+    cube = C.eventlocked_gather(traces.T, *C.interpolation_plan(ts, events, grid, (-0.5, 0.75)))
+    np.testing.assert_allclose(cube, ref, rtol=0, atol=1e-12)
+    assert np.isnan(cube[1]).all()
+    assert np.isnan(cube[0]).any()
 
 
 def test_nearest_kernel_equals_the_bou_shift() -> None:
@@ -227,28 +228,28 @@ def test_nearest_kernel_equals_the_bou_shift() -> None:
     grid, ref = bou_nearest_cube(ts, traces, events, -0.5, 0.75)
     start, stop = C.nearest_window_offsets(-0.5, 0.75, rate)
     np.testing.assert_array_equal(np.arange(start, stop) / rate, grid)
-    cube = C.eventlocked_gather(traces, C.nearest_plan(ts, events, start, stop, rate))
-    np.testing.assert_array_equal(np.moveaxis(cube, -1, 0), ref)
+    cube = C.eventlocked_gather(traces.T, C.nearest_plan(ts, events, start, stop, rate))
+    np.testing.assert_array_equal(cube, ref)
 
 
 def test_events_at_the_session_edges_are_nan_padded() -> None:
     ts = 10.0 + np.arange(300) / 30.0  # 10 .. 19.97 s
-    y = np.column_stack([np.sin(ts), ts])
+    y = np.vstack([np.sin(ts), ts])  # (traces, time)
     events = np.array([10.2, 19.9, 40.0, np.nan])  # near start, near end, outside, missing
     grid = C.eventlocked_time_array(-0.5, 0.75, 30.0)
     cube = C.eventlocked_gather(y, *C.interpolation_plan(ts, events, grid, (-0.5, 0.75)))
     outside = (grid < ts[0] - events[:, None]) | (grid > ts[-1] - events[:, None])
     outside[2:] = True
-    assert np.array_equal(np.isnan(cube[..., 1]), outside)
+    assert np.array_equal(np.isnan(cube[1]), outside)
     inside = ~outside
     # inside the recording the identity trace comes back as the absolute times
-    np.testing.assert_allclose(cube[..., 1][inside], (events[:, None] + grid)[inside], atol=1e-9)
+    np.testing.assert_allclose(cube[1][inside], (events[:, None] + grid)[inside], atol=1e-9)
     rate = 1 / np.diff(ts).mean()
     start, stop = C.nearest_window_offsets(-0.5, 0.75, rate)
     near = C.eventlocked_gather(y, C.nearest_plan(ts, events, start, stop, rate))  # no IndexError
     idx = C.index_of_nearest_value(ts, events[:2])[:, None] + np.arange(start, stop)
-    np.testing.assert_array_equal(np.isnan(near[:2, :, 1]), (idx < 0) | (idx >= ts.size))
-    assert np.isnan(near[2:]).all()
+    np.testing.assert_array_equal(np.isnan(near[1, :2]), (idx < 0) | (idx >= ts.size))
+    assert np.isnan(near[:, 2:]).all()
 
 
 def test_window_mean_skips_nan_without_warnings() -> None:
