@@ -118,7 +118,7 @@ def open_session(
         try:
             ds = apply_session_options(
                 stored,
-                exclude_invalid_rois=exclude_invalid_rois,
+                exclude_invalid_rois=False,  # done by the store reader, before chunking
                 eye_tracking_z_threshold=eye_tracking_z_threshold,
                 eye_tracking_dilation_frames=eye_tracking_dilation_frames,
                 events_filter_scale_seconds=events_filter_scale_seconds,
