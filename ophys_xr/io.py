@@ -183,7 +183,7 @@ def _prepared(ds: xr.Dataset, chunks: Mapping[str, int] | None, fmt: str) -> xr.
     ``chunks``) in its encoding, and dask chunks of whole stored chunks, cells grouped up
     to about ``CHUNK_BYTES`` a task (no two tasks write to one stored chunk).
     """
-    from ophys_xr.backends.nwb import CHUNK_BYTES
+    from ophys_xr.backends._arrays import CHUNK_BYTES
 
     unknown = sorted(set(chunks or {}) - {str(d) for d in ds.dims})
     if unknown:

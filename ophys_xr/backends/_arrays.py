@@ -16,6 +16,7 @@ from xarray.backends.locks import HDF5_LOCK, SerializableLock
 from xarray.core import indexing
 
 __all__ = [
+    "CHUNK_BYTES",
     "HDF5_LOCK",
     "DaskSource",
     "H5ArrayWrapper",
@@ -24,6 +25,11 @@ __all__ = [
     "memmap_info",
     "open_manager",
 ]
+
+
+#: Bytes of one dask chunk of the large arrays, for every reader and writer (NWB: blocks of
+#: the first stored axis; stores: blocks of cells; writes: tasks of whole stored chunks).
+CHUNK_BYTES = 64 * 2**20
 
 
 def open_manager(opener: Any, path: str, **kwargs: Any) -> CachingFileManager:

@@ -21,6 +21,7 @@ from xarray.backends import BackendEntrypoint
 
 from ophys_xr import _compute
 from ophys_xr.backends._arrays import (
+    CHUNK_BYTES,
     HDF5_LOCK,
     DaskSource,
     H5ArrayWrapper,
@@ -48,9 +49,6 @@ OPHYS = "processing/ophys"
 SEG = f"{OPHYS}/image_segmentation/cell_specimen_table"
 EYE = "acquisition/EyeTracking"
 INT_NULL = -99
-#: Bytes per dask chunk of the large arrays (along the first stored axis, in whole storage
-#: chunks for chunked datasets).
-CHUNK_BYTES = 64 * 2**20
 _PRES_SKIP = {"tags", "tags_index", "timeseries", "timeseries_index", "id"}
 _PRES_DROP = {"image_set", "index"}
 _PRES_RENAME = {"stop_time": "end_time", "trials_id": "stimulus_presentations_trials_id"}

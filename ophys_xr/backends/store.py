@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ophys_xr.backends.nwb import CHUNK_BYTES
+from ophys_xr.backends._arrays import CHUNK_BYTES
 from ophys_xr.exceptions import InvalidSessionFileError, SessionFileNotFoundError
 from ophys_xr.model import METADATA_ATTRS, create_session_dataset
 
