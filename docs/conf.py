@@ -15,7 +15,7 @@ for _nb in sorted((_here.parent / "notebooks").glob("*.ipynb")):
 
 project = "ophys_xr"
 author = "ophys_xr developers"
-copyright = "2026, ophys_xr developers"  # noqa: A001 - Sphinx setting
+copyright = "2026, ophys_xr developers"
 
 extensions = [
     "myst_nb",

@@ -160,3 +160,38 @@ def test_reopened_valid_rois_read_only_what_is_selected(ds, tmp_path, monkeypatc
         one = reopened.dff.isel(cell_specimen_id=0).values
     np.testing.assert_array_equal(one, ds.dff.isel(cell_specimen_id=0).values)
     assert sorted(k for k in read if k.startswith("dff/")) == ["dff/c/0/0"]
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "netcdf"])
+def test_reopened_valid_rois_read_slices(ds, tmp_path, monkeypatch, fmt) -> None:
+    """Leaving out invalid ROIs reads the store with slices only: Zarr reads an
+    integer-array (orthogonal) selection 10-20 times slower."""
+    import zarr
+
+    path = getattr(ophys_xr, f"to_{fmt}")(ds, tmp_path / ("s.zarr" if fmt == "zarr" else "s.nc"))
+
+    arrays: list[tuple] = []
+    original = zarr.Array.get_orthogonal_selection
+
+    def spy(self, selection, *args, **kwargs):
+        if self.ndim > 1 and any(isinstance(k, np.ndarray | list) for k in selection):
+            arrays.append((self.path, selection))
+        return original(self, selection, *args, **kwargs)
+
+    monkeypatch.setattr(zarr.Array, "get_orthogonal_selection", spy)
+    with ophys_xr.open_session(path) as reopened:
+        assert bool(reopened.valid_roi.all())
+        assert reopened.sizes["cell_specimen_id"] < ds.sizes["cell_specimen_id"]
+        expected = ds.sel(cell_specimen_id=reopened.cell_specimen_id)
+        for name in ("dff", "events", "roi_mask", "corrected_fluorescence"):
+            np.testing.assert_array_equal(reopened[name].values, expected[name].values)
+            np.testing.assert_array_equal(
+                reopened[name].isel(cell_specimen_id=[0, 3, 1]).values,
+                expected[name].isel(cell_specimen_id=[0, 3, 1]).values,
+            )
+        block = reopened.dff.isel(time=slice(3, 40), cell_specimen_id=slice(None, None, 2))
+        np.testing.assert_array_equal(
+            block.values,
+            expected.dff.isel(time=slice(3, 40), cell_specimen_id=slice(None, None, 2)).values,
+        )
+    assert arrays == []

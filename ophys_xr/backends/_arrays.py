@@ -21,9 +21,11 @@ __all__ = [
     "DaskSource",
     "H5ArrayWrapper",
     "SerializableLock",
+    "SubsetArray",
     "lazy",
     "memmap_info",
     "open_manager",
+    "runs",
 ]
 
 
@@ -224,7 +226,7 @@ def _free_order(order: Sequence[int], fixed: Mapping[int, int], nd: int) -> list
     return [remaining.index(a) for a in order]
 
 
-def lazy(array: H5ArrayWrapper) -> indexing.LazilyIndexedArray:
+def lazy(array: BackendArray) -> indexing.LazilyIndexedArray:
     """Wrap a backend array so that xarray indexes it lazily."""
     return indexing.LazilyIndexedArray(array)
 
@@ -252,3 +254,70 @@ class DaskSource:
             return self.array.view(indexing.OuterIndexer(outer))
         return self.array.view(indexing.BasicIndexer(key))
 
+
+
+def runs(indices: np.ndarray) -> list[slice]:
+    """``indices`` (non-negative) as the fewest slices, in order: ``[0, 1, 2, 5, 6]`` is
+    ``[slice(0, 3), slice(5, 7)]``; an evenly spaced selection is one strided slice."""
+    indices = np.asarray(indices, dtype=np.int64)
+    step = _constant_step(indices)
+    if step is not None:
+        return [slice(int(indices[0]), int(indices[-1]) + 1, step)]
+    gaps = np.flatnonzero(np.diff(indices) != 1) + 1
+    return [slice(int(run[0]), int(run[-1]) + 1) for run in np.split(indices, gaps)]
+
+
+class SubsetArray(BackendArray):
+    """Some positions of one axis of a lazily read :class:`xarray.Variable`, read as slices.
+
+    xarray passes an integer-array selection of a store variable on to the store as
+    orthogonal indexing, which Zarr reads many times slower than a slice.  This presents
+    positions ``indices`` of ``dim`` and reads every request as the fewest basic (slice)
+    selections of ``variable``, joined in memory.
+
+    Parameters
+    ----------
+    variable
+        A lazily indexed Variable (as opened by xarray with ``chunks=None``); picklable.
+    dim
+        The dimension to select along.
+    indices
+        Increasing positions along ``dim``.
+    token
+        Deterministic identity for dask (e.g. the store's path and the variable's name).
+    """
+
+    def __init__(self, variable: Any, dim: str, indices: np.ndarray, token: object) -> None:
+        self.variable = variable
+        self.axis = variable.get_axis_num(dim)
+        self.indices = np.asarray(indices, dtype=np.int64)
+        shape = list(variable.shape)
+        shape[self.axis] = self.indices.size
+        self.shape = tuple(shape)
+        self.dtype = variable.dtype
+        self.token = token
+
+    def __dask_tokenize__(self) -> object:
+        return (type(self).__name__, self.token, self.axis, self.indices.tobytes())
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.BASIC, self._raw
+        )
+
+    def _raw(self, key: tuple[Any, ...]) -> np.ndarray:
+        key = key + (slice(None),) * (len(self.shape) - len(key))
+        picked = self.indices[key[self.axis]]
+        if picked.ndim == 0:  # one position: the axis is dropped
+            return self._read(key, int(picked))
+        if picked.size == 0:
+            empty = list(key)
+            empty[self.axis] = slice(0, 0)
+            return self._read(tuple(empty), slice(0, 0))
+        blocks = [self._read(key, part) for part in runs(picked)]
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=self.axis)
+
+    def _read(self, key: tuple[Any, ...], part: int | slice) -> np.ndarray:
+        full = list(key)
+        full[self.axis] = part
+        return np.asarray(self.variable[tuple(full)].values)

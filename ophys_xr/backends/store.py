@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ophys_xr.backends._arrays import CHUNK_BYTES
+from ophys_xr.backends._arrays import CHUNK_BYTES, SubsetArray, lazy
 from ophys_xr.exceptions import InvalidSessionFileError, SessionFileNotFoundError
 from ophys_xr.model import METADATA_ATTRS, create_session_dataset
 
@@ -50,6 +50,21 @@ def _dask_chunks(var: xr.Variable) -> dict[Any, int]:
         block = max(step, CHUNK_BYTES // max(per_cell, 1) // step * step)
         chunks["cell_specimen_id"] = min(n_cells, block) or -1
     return chunks
+
+
+def _valid_rows(var: xr.Variable, keep: np.ndarray, *, load: bool, token: object
+                ) -> xr.Variable:
+    """``var`` at the cells ``keep`` (increasing positions), lazy unless ``load``.
+
+    Coordinates are small and read now; a data variable keeps reading slices of the store
+    (:class:`~ophys_xr.backends._arrays.SubsetArray`), so one cell's trace is still one
+    basic read of that cell's chunks.
+    """
+    if load:
+        return var.isel(cell_specimen_id=keep).load()
+    data = lazy(SubsetArray(var, "cell_specimen_id", keep, token))
+    out = xr.Variable(var.dims, data, var.attrs, var.encoding)
+    return out.chunk(_dask_chunks(out))
 
 
 def open_store_session(
@@ -89,19 +104,21 @@ def open_store_session(
         )
         raise InvalidSessionFileError(msg) from err
     close = raw.close  # a selection below is a new Dataset without the file's closer
-    derive = False
+    keep: np.ndarray | None = None
     if exclude_invalid_rois and "valid_roi" in raw.coords:
         valid = np.asarray(raw["valid_roi"].values, dtype=bool)
         if not valid.all():
-            # an outer selection of the lazily indexed store arrays: composes with later ones
-            raw = raw.isel(cell_specimen_id=np.flatnonzero(valid))
+            keep = np.flatnonzero(valid)
+            token = (str(p), os.stat(p).st_mtime_ns)
             raw = raw.drop_vars("segmentation_mask_image", errors="ignore")
-            derive = True  # the mask image of the valid ROIs
     # coordinates are small: read them now (they are indexed); data variables become dask
     # arrays (see _dask_chunks)
     variables: dict[str, Any] = {}
     for name, var in raw.variables.items():
-        if name in raw.coords:
+        if keep is not None and "cell_specimen_id" in var.dims:
+            variables[name] = _valid_rows(var, keep, load=name in raw.coords,
+                                          token=(token, name))
+        elif name in raw.coords:
             variables[name] = var.load()
         else:
             variables[name] = var.chunk(_dask_chunks(var))
@@ -113,7 +130,7 @@ def open_store_session(
         if kind.startswith("list") and value is not None \
                 and not isinstance(value, list | tuple | np.ndarray):
             attrs[key] = [value.item() if isinstance(value, np.generic) else value]
-    ds = create_session_dataset(variables, attrs, derive=derive)
+    ds = create_session_dataset(variables, attrs, derive=keep is not None)
     ds.encoding["source"] = str(p)
     ds.set_close(close)
     return ds
