@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ophys_xr.exceptions import OphysXrError
+from ophys_xr.exceptions import OphysXrError, OutputExistsError
 
 __all__ = ["app", "main"]
 
@@ -112,7 +112,7 @@ def convert(
     from ophys_xr.io import open_session, to_netcdf, to_zarr
 
     if out.exists() and not overwrite:
-        _fail(FileExistsError(f"{str(out)!r} exists; pass --overwrite to replace it"))
+        _fail(OutputExistsError(f"{str(out)!r} exists; pass --overwrite to replace it"))
     try:
         with open_session(path, exclude_invalid_rois=not include_invalid_rois) as ds:
             if format is Format.zarr:

@@ -3,7 +3,7 @@
 Every error the package raises on purpose derives from :class:`OphysXrError`, so
 ``except ophys_xr.OphysXrError`` catches all of them.  Each class also derives from
 the builtin exception that matches the problem (``FileNotFoundError``, ``ValueError``,
-``KeyError``), so code written against the builtins keeps working.
+``KeyError``, ``FileExistsError``), so code written against the builtins keeps working.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ __all__ = [
     "NotNwbFileError",
     "OphysXrError",
     "OptionError",
+    "OutputExistsError",
+    "OutputFolderError",
     "SchemaError",
     "SessionClosedError",
     "SessionFileNotFoundError",
@@ -63,3 +65,11 @@ class OptionError(OphysXrError, ValueError):
 
 class SessionClosedError(OphysXrError, ValueError):
     """Data was asked of a session object after its ``close()``."""
+
+
+class OutputExistsError(OphysXrError, FileExistsError):
+    """The output path of a write exists and ``overwrite`` was not asked for."""
+
+
+class OutputFolderError(OphysXrError, FileNotFoundError):
+    """The folder an output goes into does not exist, or is not a folder."""

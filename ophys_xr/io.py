@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from ophys_xr.exceptions import OptionError
+from ophys_xr.exceptions import OptionError, OutputExistsError, OutputFolderError
 from ophys_xr.model import (
     DEFAULT_EVENTS_FILTER_N_TIME_STEPS,
     DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
@@ -246,7 +246,7 @@ def _finish(tmp: Path, path: Path, *, overwrite: bool) -> None:
     if path.exists():
         if not overwrite:
             msg = f"{str(path)!r} exists; pass overwrite=True to replace it"
-            raise FileExistsError(msg)
+            raise OutputExistsError(msg)
         old = _sibling_temp(path)
         os.replace(path, old)
         os.replace(tmp, path)
@@ -261,10 +261,12 @@ def _finish(tmp: Path, path: Path, *, overwrite: bool) -> None:
 def _check_target(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         msg = f"{str(path)!r} exists; pass overwrite=True to replace it"
-        raise FileExistsError(msg)
-    if not path.parent.exists():
-        msg = f"the folder of {str(path)!r} does not exist; create it first"
-        raise FileNotFoundError(msg)
+        raise OutputExistsError(msg)
+    if not path.parent.is_dir():
+        what = "is a file, not a folder" if path.parent.exists() else "does not exist"
+        msg = (f"the folder of {str(path)!r} ({str(path.parent)!r}) {what}; "
+               "write into an existing folder")
+        raise OutputFolderError(msg)
 
 
 def _write_atomically(
@@ -338,8 +340,10 @@ def to_zarr(
 
     Raises
     ------
-    FileExistsError
+    OutputExistsError
         ``store`` exists and ``overwrite`` is False.
+    OutputFolderError
+        The folder of ``store`` does not exist or is a file.
     OptionError
         ``chunks`` names a dimension the Dataset does not have.
     """
@@ -387,8 +391,10 @@ def to_netcdf(
 
     Raises
     ------
-    FileExistsError
+    OutputExistsError
         ``path`` exists and ``overwrite`` is False.
+    OutputFolderError
+        The folder of ``path`` does not exist or is a file.
     OptionError
         ``chunks`` names a dimension the Dataset does not have.
     """

@@ -66,3 +66,13 @@ def test_demo(tmp_path) -> None:
             "image_name").mean().to_series()
     for image, value in per_image.items():
         assert f"  {image}: {value:+.4f}" in result.output
+
+
+def test_convert_into_a_missing_folder(tiny_path, tmp_path) -> None:
+    out = tmp_path / "no" / "such" / "s.zarr"
+    result = runner.invoke(app, ["convert", str(tiny_path), str(out), "--no-progress"])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1
+    assert "does not exist" in result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []

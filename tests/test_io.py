@@ -116,12 +116,24 @@ def test_reopening_applies_the_options(ds, tiny_path, tmp_path, fmt) -> None:
 
 def test_refuses_to_overwrite(ds, tmp_path) -> None:
     path = ophys_xr.to_zarr(ds, tmp_path / "s.zarr")
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(ophys_xr.OutputExistsError, match="overwrite=True"):
         ophys_xr.to_zarr(ds, path)
     ophys_xr.to_zarr(ds.isel(time=slice(0, 10)), path, overwrite=True)
     with ophys_xr.open_session(path) as reopened:
         assert reopened.sizes["time"] == 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "netcdf"])
+def test_output_folder_must_exist(ds, tmp_path, fmt) -> None:
+    write = getattr(ophys_xr, f"to_{fmt}")
+    with pytest.raises(ophys_xr.OutputFolderError, match="does not exist"):
+        write(ds, tmp_path / "missing" / "s.out")
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ophys_xr.OutputFolderError, match="is a file, not a folder"):
+        write(ds, tmp_path / "file" / "s.out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    assert (tmp_path / "file").read_text() == "not a folder"
 
 
 def test_failed_write_leaves_nothing(ds, tmp_path, monkeypatch) -> None:
