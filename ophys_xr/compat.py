@@ -163,8 +163,11 @@ def _strings(values: np.ndarray, index: pd.Index, *, empty_as_nan: bool = False)
 def _rows_by_cell(da: xr.DataArray) -> np.ndarray:
     """A (time, cell) trace matrix as a C-ordered (cell, time) float64 array.
 
-    Dask input is read in blocks of about 8 MB (whole dask chunks split evenly) written
-    straight into the result, so the peak memory is the result plus one block.
+    Dask input is read block by block, each dask block split into pieces of about 8 MB
+    written straight into the result, so the peak memory is the result plus one piece.
+    A block is split along time where the dask array is chunked along time (NWB files:
+    time-major), else along the cells (stores: one stored chunk per cell, whole in time),
+    so no piece reads stored data that another piece reads too.
     """
     da = da.transpose("time", CELL)
     data = da.data
@@ -173,15 +176,24 @@ def _rows_by_cell(da: xr.DataArray) -> np.ndarray:
     if not hasattr(data, "chunks") or data.chunks is None:
         out[...] = np.asarray(data).T
         return out
-    start = 0
-    row_bytes = max(1, n_cells) * 8
-    for size in data.chunks[0]:
-        parts = max(1, -(-size * row_bytes // _BLOCK_BYTES))
-        step = max(1, -(-size // parts))
-        for lo in range(start, start + size, step):
-            hi = min(lo + step, start + size)
-            out[:, lo:hi] = np.asarray(data[lo:hi].compute()).T
-        start += size
+    time_chunks, cell_chunks = data.chunks
+    along_time = len(time_chunks) > 1 or len(cell_chunks) == 1
+    t0 = 0
+    for t_size in time_chunks:
+        c0 = 0
+        for c_size in cell_chunks:
+            parts = max(1, -(-t_size * c_size * 8 // _BLOCK_BYTES))
+            length = t_size if along_time else c_size
+            step = max(1, -(-length // parts))
+            for lo in range(0, length, step):
+                hi = min(lo + step, length)
+                if along_time:
+                    t, c = slice(t0 + lo, t0 + hi), slice(c0, c0 + c_size)
+                else:
+                    t, c = slice(t0, t0 + t_size), slice(c0 + lo, c0 + hi)
+                out[c, t] = np.asarray(data[t, c].compute()).T
+            c0 += c_size
+        t0 += t_size
     return out
 
 

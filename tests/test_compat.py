@@ -715,3 +715,39 @@ def test_non_image_rows_are_nan(tiny_path) -> None:
     assert np.isnan(pres.image_name.iloc[0])
     assert pres.image_name.iloc[1] == "im062"
     xr.testing.assert_identical(edited.image_name[1:], ds.image_name[1:])
+
+
+@pytest.mark.parametrize("chunks", [((4, 4, 2), (5,)), ((10,), (2, 2, 1))])
+def test_trace_rows_read_each_stored_chunk_once(monkeypatch, chunks) -> None:
+    """Trace tables read dask blocks split along the chunked axis: time for NWB files
+    (time-major), cells for stores (one chunk per cell, whole in time)."""
+    import dask.array as dsa
+
+    from ophys_xr import compat
+
+    values = np.arange(50.0).reshape(10, 5)
+    data = xr.DataArray(dsa.from_array(values, chunks=chunks), dims=("time", "cell_specimen_id"))
+    keys: list[tuple] = []
+    getitem = dsa.Array.__getitem__
+
+    def recording(self, key):
+        keys.append(key)
+        return getitem(self, key)
+
+    monkeypatch.setattr(compat, "_BLOCK_BYTES", 16)  # pieces of two values
+    monkeypatch.setattr(dsa.Array, "__getitem__", recording)
+    rows = compat._rows_by_cell(data)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(rows, values.T)
+    assert rows.flags.c_contiguous
+    assert keys
+    along = 0 if len(chunks[0]) > 1 else 1
+    whole = 1 - along
+    for key in keys:  # every read spans its block whole along the other axis
+        assert key[whole] == slice(0, values.shape[whole]) or (
+            key[whole].stop - key[whole].start in chunks[whole]), key
+    # no stored value is read twice
+    counts = np.zeros(values.shape, int)
+    for key in keys:
+        counts[key] += 1
+    assert counts.max() == 1
