@@ -143,12 +143,13 @@ def open_session(
 
 
 
-#: Chunk sizes of the saved arrays, by dimension (-1: whole).  Every cell is its own chunk
-#: holding up to 2**17 frames (71 min at 31 Hz, 1 MiB of float64): one cell's whole trace is
+#: Chunk sizes of the saved arrays, by dimension (-1: whole).  Every cell's trace is its own
+#: chunk holding up to 2**17 frames (71 min at 31 Hz, 1 MiB of float64): one cell's whole trace is
 #: one small read, where the NWB file (time-major, unchunked) reads the whole matrix, and a
 #: computation over the session reads the fewest chunks.  A block of time for all cells
 #: reads every cell's chunk; for time-block work pass e.g.
-#: ``chunks={"time": 8192, "cell_specimen_id": 16}``.
+#: ``chunks={"time": 8192, "cell_specimen_id": 16}``.  ROI masks group cells up to
+#: :data:`IMAGE_CHUNK_BYTES` unless ``chunks`` names ``cell_specimen_id``.
 STORE_CHUNKS: dict[str, int] = {
     "cell_specimen_id": 1,
     "time": 2**17,
@@ -166,13 +167,29 @@ _BACKEND_ENCODING = ("preferred_chunks", "chunks", "chunksizes", "source", "orig
 _RAW_TRACES = ("dff", "corrected_fluorescence", "demixed_trace", "neuropil_trace")
 
 
-def _store_chunks(var: xr.Variable, chunks: Mapping[str, int]) -> dict[Any, int]:
-    """The stored chunk of a variable; per-cell values (r, lambda, ...) are one chunk."""
+#: Stored chunk of the per-cell images (ROI masks) by default: cells grouped up to about this
+#: many bytes.  Masks are read all together (mask plots, the segmentation image) and
+#: compress to almost nothing, so one chunk per cell would only add reads.
+IMAGE_CHUNK_BYTES = 4 * 2**20
+
+
+def _store_chunks(var: xr.Variable, chunks: Mapping[str, int], *, cells_given: bool = False
+                  ) -> dict[Any, int]:
+    """The stored chunk of a variable.
+
+    Per-cell values (r, lambda, ...) are one chunk; per-cell images group cells up to
+    :data:`IMAGE_CHUNK_BYTES` unless ``cells_given`` (the caller chose the cell chunk).
+    """
     out: dict[Any, int] = {}
     for dim in var.dims:
         size = var.sizes[dim]
         want = -1 if var.dims == ("cell_specimen_id",) else chunks.get(str(dim), -1)
         out[dim] = max(1, size if want == -1 else min(want, size))
+    if ("cell_specimen_id" in var.dims and "time" not in var.dims and var.ndim > 1
+            and not cells_given):
+        per_cell = var.dtype.itemsize * var.size // max(var.sizes["cell_specimen_id"], 1)
+        out["cell_specimen_id"] = max(1, min(var.sizes["cell_specimen_id"],
+                                             IMAGE_CHUNK_BYTES // max(per_cell, 1)))
     return out
 
 
@@ -196,7 +213,8 @@ def _prepared(ds: xr.Dataset, chunks: Mapping[str, int] | None, fmt: str) -> xr.
         var.encoding = {k: v for k, v in var.encoding.items() if k not in _BACKEND_ENCODING}
     rechunked = {}
     for name, var in out.data_vars.items():
-        stored = _store_chunks(var, wanted)
+        stored = _store_chunks(var, wanted,
+                               cells_given="cell_specimen_id" in (chunks or {}))
         shape = tuple(stored[d] for d in var.dims)
         if fmt == "zarr":
             var.encoding["chunks"] = shape
@@ -314,8 +332,8 @@ def to_zarr(
     """Save a session Dataset as a Zarr (format 3) store, atomically.
 
     ``ds.to_zarr(store)`` works as it is; this function adds the chunk layout chosen for
-    analysis (:data:`STORE_CHUNKS`: one chunk per cell, so one cell's whole trace is one
-    small read), writes to a temporary sibling and renames it at the end, so an
+    analysis (:data:`STORE_CHUNKS`: one chunk per cell trace, so one cell's whole trace is
+    one small read; ROI masks in chunks of several cells), writes to a temporary sibling and renames it at the end, so an
     interrupted write never leaves a store that looks complete.  The caller's Dataset is
     not modified.
 

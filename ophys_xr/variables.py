@@ -17,7 +17,8 @@ import numpy as np
 
 from ophys_xr.exceptions import MissingDataError, SchemaError
 
-__all__ = ["DIMS", "SPECS", "TRIAL_COLUMNS", "Spec", "render_markdown", "validate"]
+__all__ = ["DIMS", "SPECS", "TABLE_DIMS", "TRIAL_COLUMNS", "Spec", "render_markdown",
+           "validate"]
 
 Role = Literal["coord", "data"]
 
@@ -41,6 +42,14 @@ DIMS: dict[str, str] = {
     "template_row": "Rows of the stimulus template images (monitor pixels).",
     "template_column": "Columns of the stimulus template images (monitor pixels).",
 }
+
+#: Dimensions of the small tables (cells, trials, presentations, licks, rewards).  Variables
+#: along these alone are read when a session is opened, from any source; the others (traces,
+#: images, eye tracking, running) stay lazy.
+TABLE_DIMS: frozenset[str] = frozenset(
+    {"cell_specimen_id", "trials_id", "trials_lick", "stimulus_presentations_id", "lick",
+     "reward"}
+)
 
 
 @dataclass(frozen=True)
@@ -434,6 +443,12 @@ def render_markdown() -> str:
         "|---|---|",
     ]
     lines += [f"| `{d}` | {m} |" for d, m in DIMS.items()]
+    lines += [
+        "",
+        "Variables along only " + ", ".join(f"`{d}`" for d in DIMS if d in TABLE_DIMS)
+        + " (the tables) are read when a session is opened, from an NWB file or a store; "
+        "all others are lazy (dask).",
+    ]
     lines += [
         "",
         "## Variables",

@@ -61,7 +61,8 @@ def test_zarr_layout_is_for_analysis(ds, tmp_path) -> None:
         assert raw.dff.encoding["chunks"] == (n_time, 1)
         assert raw.dff.encoding["compressors"] == ()
         assert raw.events.encoding["chunks"] == (n_time, 1)
-        assert raw.roi_mask.encoding["chunks"] == (1, 512, 452)
+        # masks: cells grouped up to IMAGE_CHUNK_BYTES (here all 5 of 231 kB)
+        assert raw.roi_mask.encoding["chunks"] == (5, 512, 452)
         assert raw["lambda"].encoding["chunks"] == (5,)  # per-cell values: one chunk
         assert raw.pupil_area_raw.encoding["chunks"] == (ds.sizes["eye_frame"],)
     with ophys_xr.open_session(path, exclude_invalid_rois=False) as reopened:
@@ -84,7 +85,7 @@ def test_netcdf_layout(ds, tmp_path) -> None:
     path = ophys_xr.to_netcdf(ds, tmp_path / "s.nc")
     with h5py.File(path, "r") as f:
         assert f["dff"].chunks == (ds.sizes["time"], 1)
-        assert f["roi_mask"].chunks == (1, 512, 452)
+        assert f["roi_mask"].chunks == (5, 512, 452)
 
 
 def test_reopened_cells_come_in_blocks(ds, tmp_path, monkeypatch) -> None:
@@ -207,3 +208,18 @@ def test_reopened_valid_rois_read_slices(ds, tmp_path, monkeypatch, fmt) -> None
             expected.dff.isel(time=slice(3, 40), cell_specimen_id=slice(None, None, 2)).values,
         )
     assert arrays == []
+
+
+@pytest.mark.parametrize("fmt", ["nwb", "zarr", "netcdf"])
+def test_tables_are_read_on_open_from_every_source(ds, tiny_path, tmp_path, fmt) -> None:
+    """The small tables (TABLE_DIMS) are numpy after opening, whatever the source, so table
+    work (performance, trials) costs no dask computation; the rest stays lazy."""
+    from ophys_xr.variables import TABLE_DIMS
+
+    path = tiny_path if fmt == "nwb" else getattr(ophys_xr, f"to_{fmt}")(
+        ds, tmp_path / ("s.zarr" if fmt == "zarr" else "s.nc"))
+    with ophys_xr.open_session(path) as opened:
+        for name, var in opened.data_vars.items():
+            assert (var.chunks is None) == (set(var.dims) <= TABLE_DIMS), name
+        with raise_if_dask_computes():
+            opened.ophys.performance()

@@ -18,6 +18,7 @@ import xarray as xr
 from ophys_xr.backends._arrays import CHUNK_BYTES, SubsetArray, lazy
 from ophys_xr.exceptions import InvalidSessionFileError, SessionFileNotFoundError
 from ophys_xr.model import METADATA_ATTRS, create_session_dataset
+from ophys_xr.variables import TABLE_DIMS
 
 __all__ = ["open_store_session"]
 
@@ -111,14 +112,14 @@ def open_store_session(
             keep = np.flatnonzero(valid)
             token = (str(p), os.stat(p).st_mtime_ns)
             raw = raw.drop_vars("segmentation_mask_image", errors="ignore")
-    # coordinates are small: read them now (they are indexed); data variables become dask
-    # arrays (see _dask_chunks)
+    # coordinates and the tables are small: read them now, as the NWB reader does; the
+    # other data variables become dask arrays (see _dask_chunks)
     variables: dict[str, Any] = {}
     for name, var in raw.variables.items():
+        small = name in raw.coords or set(var.dims) <= TABLE_DIMS
         if keep is not None and "cell_specimen_id" in var.dims:
-            variables[name] = _valid_rows(var, keep, load=name in raw.coords,
-                                          token=(token, name))
-        elif name in raw.coords:
+            variables[name] = _valid_rows(var, keep, load=small, token=(token, name))
+        elif small:
             variables[name] = var.load()
         else:
             variables[name] = var.chunk(_dask_chunks(var))
