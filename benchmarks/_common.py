@@ -132,13 +132,16 @@ def record(title: str, rows: list[tuple[str, str, str]], notes: str = "") -> str
     return text
 
 
-def size_args(doc: str | None) -> Any:
-    """Parse ``--cells`` and ``--minutes`` (the size of the generated session)."""
+def size_args(doc: str | None, extra: Any = None) -> Any:
+    """Parse ``--cells`` and ``--minutes`` (the size of the generated session), and the
+    options that ``extra(parser)`` adds."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc)
     parser.add_argument("--cells", type=int, default=300)
     parser.add_argument("--minutes", type=float, default=60.0)
+    if extra is not None:
+        extra(parser)
     return parser.parse_args()
 
 
