@@ -223,3 +223,20 @@ def test_tables_are_read_on_open_from_every_source(ds, tiny_path, tmp_path, fmt)
             assert (var.chunks is None) == (set(var.dims) <= TABLE_DIMS), name
         with raise_if_dask_computes():
             opened.ophys.performance()
+
+
+@pytest.mark.slow
+def test_reopened_store_computes_on_a_local_cluster(ds, tmp_path) -> None:
+    """The store's lazy arrays, the valid-ROI subset included, pickle to worker processes."""
+    distributed = pytest.importorskip("distributed")
+    path = ophys_xr.to_zarr(ds, tmp_path / "s.zarr")
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                 dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+        ophys_xr.open_session(path) as reopened,
+    ):
+        assert reopened.sizes["cell_specimen_id"] < ds.sizes["cell_specimen_id"]
+        got = client.compute(reopened.dff.mean("time"), sync=True)
+        expected = ds.dff.sel(cell_specimen_id=reopened.cell_specimen_id).mean("time")
+        xr.testing.assert_allclose(got, expected.compute())
