@@ -195,7 +195,8 @@ def test_nwb_zarr_netcdf_round_trip(options: dict[str, Any], exclude_invalid_roi
                     reopened = ophys_xr.open_session(
                         path, exclude_invalid_rois=exclude_invalid_rois)
                 with reopened:
-                    assert all(v.chunks is not None for v in reopened.data_vars.values()), writer
+                    # lazy as the NWB Dataset is: the tables read, the rest dask
+                    assert eager(reopened) == eager(source), writer
                     assert_same(reopened.compute(), loaded, f"NWB -> Dataset -> {writer} -> Dataset")
                 if not exclude_invalid_rois:
                     # a store of every ROI, reopened without the invalid ones, is the NWB
@@ -203,6 +204,12 @@ def test_nwb_zarr_netcdf_round_trip(options: dict[str, Any], exclude_invalid_roi
                     with ophys_xr.open_session(path, exclude_invalid_rois=True) as valid:
                         assert_same(valid.compute(), expected_on_opening(simulated, True),
                                     f"NWB -> Dataset (all ROIs) -> {writer} -> Dataset (valid)")
+
+
+def eager(ds: xr.Dataset) -> set[str]:
+    """The non-empty data variables that opening read (numpy, not dask); an empty one has
+    nothing to read, so either is right."""
+    return {str(name) for name, var in ds.data_vars.items() if var.chunks is None and var.size}
 
 
 # ---- the edges of the strategy's domain --------------------------------------------------
