@@ -59,8 +59,10 @@ CELL = "cell_specimen_id"
 PRES = "stimulus_presentations_id"
 #: AllenSDK ``INT_NULL``.
 INT_NULL = -99
-#: Bytes of one block when a trace matrix is read and turned into one array per cell.
-_BLOCK_BYTES = 8 * 2**20
+
+#: Bytes of one piece when a trace matrix read straight from its file becomes one array per
+#: cell (:func:`_rows_by_cell`).
+_PIECE_BYTES = 8 * 2**20
 
 #: ``enforce_df_column_order`` priority list of AllenSDK 2.16.2's ``stimulus_presentations``;
 #: the other columns follow in alphabetical order (the AllenSDK's order of those depends on
@@ -160,41 +162,49 @@ def _strings(values: np.ndarray, index: pd.Index, *, empty_as_nan: bool = False)
     return pd.Series(out, index=index, dtype=object, copy=False)
 
 
-def _rows_by_cell(da: xr.DataArray) -> np.ndarray:
-    """A (time, cell) trace matrix as a C-ordered (cell, time) float64 array.
+def _rows_by_cell(*arrays: xr.DataArray) -> list[np.ndarray]:
+    """(time, cell) trace matrices as C-ordered (cell, time) float64 arrays.
 
-    Dask input is read block by block, each dask block split into pieces of about 8 MB
-    written straight into the result, so the peak memory is the result plus one piece.
-    A block is split along time where the dask array is chunked along time (NWB files:
-    time-major), else along the cells (stores: one stored chunk per cell, whole in time),
-    so no piece reads stored data that another piece reads too.
+    Dask input is computed block by block, written straight into the results, so the peak
+    memory is the results plus one block.  An array read straight from its file (one
+    ``from_array`` read: dask slices the read itself) goes in pieces of about
+    ``_PIECE_BYTES``; any other (``filtered_events``, a selection of cells) goes a whole
+    dask block at a time, as a piece of such a block would recompute all of it.  Arrays of
+    the same chunks are computed together, so a block they derive from (``events`` for
+    ``filtered_events``) is read once.
     """
-    da = da.transpose("time", CELL)
-    data = da.data
-    n_time, n_cells = data.shape
-    out = np.empty((n_cells, n_time), dtype=np.float64)
-    if not hasattr(data, "chunks") or data.chunks is None:
-        out[...] = np.asarray(data).T
-        return out
-    time_chunks, cell_chunks = data.chunks
-    along_time = len(time_chunks) > 1 or len(cell_chunks) == 1
-    t0 = 0
-    for t_size in time_chunks:
-        c0 = 0
-        for c_size in cell_chunks:
-            parts = max(1, -(-t_size * c_size * 8 // _BLOCK_BYTES))
-            length = t_size if along_time else c_size
-            step = max(1, -(-length // parts))
-            for lo in range(0, length, step):
-                hi = min(lo + step, length)
-                if along_time:
-                    t, c = slice(t0 + lo, t0 + hi), slice(c0, c0 + c_size)
-                else:
-                    t, c = slice(t0, t0 + t_size), slice(c0 + lo, c0 + hi)
-                out[c, t] = np.asarray(data[t, c].compute()).T
-            c0 += c_size
-        t0 += t_size
-    return out
+    import dask
+
+    datas = [da.transpose("time", CELL).data for da in arrays]
+    outs = [np.empty(d.shape[::-1], dtype=np.float64) for d in datas]
+    groups: dict[tuple, list[tuple[Any, np.ndarray]]] = {}
+    for data, out in zip(datas, outs, strict=True):
+        if getattr(data, "chunks", None) is None:
+            out[...] = np.asarray(data).T
+        else:
+            groups.setdefault(data.chunks, []).append((data, out))
+    for (time_chunks, cell_chunks), members in groups.items():
+        sliced = len(members) == 1 and len(members[0][0].dask.layers) <= 2
+        along_time = len(time_chunks) > 1 or len(cell_chunks) == 1
+        t0 = 0
+        for t_size in time_chunks:
+            c0 = 0
+            for c_size in cell_chunks:
+                length = t_size if along_time else c_size
+                parts = -(-t_size * c_size * 8 // _PIECE_BYTES) if sliced else 1
+                step = max(1, -(-length // max(parts, 1)))
+                for lo in range(0, length, step):
+                    hi = min(lo + step, length)
+                    if along_time:
+                        t, c = slice(t0 + lo, t0 + hi), slice(c0, c0 + c_size)
+                    else:
+                        t, c = slice(t0, t0 + t_size), slice(c0 + lo, c0 + hi)
+                    blocks = dask.compute(*(data[t, c] for data, _ in members))
+                    for (_, out), block in zip(members, blocks, strict=True):
+                        out[c, t] = np.asarray(block).T
+                c0 += c_size
+            t0 += t_size
+    return outs
 
 
 def _pixel_spacing(ds: xr.Dataset) -> tuple[float, float]:
@@ -690,7 +700,7 @@ class BehaviorOphysSession:
         index = self._cell_index
         data: dict[str, Any] = {
             "cell_roi_id": np.asarray(ds["cell_roi_id"].values),
-            column: _object_column(_rows_by_cell(ds[var]), index),
+            column: _object_column(_rows_by_cell(ds[var])[0], index),
         }
         for name in extra:
             if name in ds:
@@ -738,13 +748,17 @@ class BehaviorOphysSession:
         ds = self._data()
         validate(ds, ("events", "filtered_events", "lambda", "noise_std", "cell_roi_id"),
                  purpose="events")
-        keep = np.flatnonzero(~np.isnan(np.asarray(ds["lambda"].values, dtype=np.float64)))
-        sub = ds[["events", "filtered_events", "lambda", "noise_std"]].isel({CELL: keep})
+        has_events = ~np.isnan(np.asarray(ds["lambda"].values, dtype=np.float64))
+        keep = np.flatnonzero(has_events)
+        sub = ds[["events", "filtered_events", "lambda", "noise_std"]]
+        if not has_events.all():  # (a selection of every cell would stop dask's slicing)
+            sub = sub.isel({CELL: keep})
         index = self._cell_index[keep]
+        events, filtered = _rows_by_cell(sub["events"], sub["filtered_events"])
         data = {
             "cell_roi_id": np.asarray(sub["cell_roi_id"].values),
-            "events": _object_column(_rows_by_cell(sub["events"]), index),
-            "filtered_events": _object_column(_rows_by_cell(sub["filtered_events"]), index),
+            "events": _object_column(events, index),
+            "filtered_events": _object_column(filtered, index),
             "lambda": np.asarray(sub["lambda"].values),
             "noise_std": np.asarray(sub["noise_std"].values),
         }
@@ -773,7 +787,7 @@ class BehaviorOphysSession:
                 "session (None matches every unmatched ROI)"
             )
             raise MissingDataError(msg)
-        traces = _rows_by_cell(ds["dff"].isel({CELL: keep}))
+        (traces,) = _rows_by_cell(ds["dff"].isel({CELL: keep}))
         return self.ophys_timestamps, traces
 
     # ---- images and motion -------------------------------------------------------------------

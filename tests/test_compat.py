@@ -346,16 +346,16 @@ def test_dff_traces_read_only_dff(tiny_path, reads) -> None:
     assert all(r.flags.c_contiguous for r in dff.dff)
 
 
-def test_blocked_read_equals_whole_read(tiny_path, monkeypatch) -> None:
-    import ophys_xr.compat
-
+def test_blocked_read_equals_whole_read(tiny_path) -> None:
     with BehaviorOphysSession.from_nwb_path(tiny_path) as session:
         whole = np.stack(session.dff_traces.dff.to_list())
-        monkeypatch.setattr(ophys_xr.compat, "_BLOCK_BYTES", 4 * 8 * 100)  # 100-frame blocks
-        session.cache_clear()
-        blocked = np.stack(session.dff_traces.dff.to_list())
-        np.testing.assert_array_equal(blocked, whole)
         np.testing.assert_array_equal(whole, session.dataset.dff.values.T)
+    with ophys_xr.open_session(tiny_path, chunks={"time": 100}) as ds:  # 100-frame blocks
+        blocked = BehaviorOphysSession(ds).dff_traces
+        np.testing.assert_array_equal(np.stack(blocked.dff.to_list()), whole)
+        events = BehaviorOphysSession(ds).events
+        np.testing.assert_array_equal(np.stack(events.filtered_events.to_list()),
+                                      ds.filtered_events.values.T)
 
 
 # ---------------------------------------------------------------------------------------
@@ -719,8 +719,9 @@ def test_non_image_rows_are_nan(tiny_path) -> None:
 
 @pytest.mark.parametrize("chunks", [((4, 4, 2), (5,)), ((10,), (2, 2, 1))])
 def test_trace_rows_read_each_stored_chunk_once(monkeypatch, chunks) -> None:
-    """Trace tables read dask blocks split along the chunked axis: time for NWB files
-    (time-major), cells for stores (one chunk per cell, whole in time)."""
+    """Trace tables read arrays straight from their files in pieces along the chunked axis
+    (time for NWB files, time-major; cells for stores, one chunk per cell), never reading
+    a stored value twice; derived arrays go a whole block at a time."""
     import dask.array as dsa
 
     from ophys_xr import compat
@@ -734,18 +735,19 @@ def test_trace_rows_read_each_stored_chunk_once(monkeypatch, chunks) -> None:
         keys.append(key)
         return getitem(self, key)
 
-    monkeypatch.setattr(compat, "_BLOCK_BYTES", 16)  # pieces of two values
+    monkeypatch.setattr(compat, "_PIECE_BYTES", 16)  # pieces of two values
     monkeypatch.setattr(dsa.Array, "__getitem__", recording)
-    rows = compat._rows_by_cell(data)
+    (rows,) = compat._rows_by_cell(data)
     monkeypatch.undo()
     np.testing.assert_array_equal(rows, values.T)
     assert rows.flags.c_contiguous
     assert keys
     along = 0 if len(chunks[0]) > 1 else 1
     whole = 1 - along
-    for key in keys:  # every read spans its block whole along the other axis
-        assert key[whole] == slice(0, values.shape[whole]) or (
-            key[whole].stop - key[whole].start in chunks[whole]), key
+    bounds = set(np.cumsum((0, *chunks[whole])).tolist())
+    for key in keys:  # pieces of blocks, whole along the other axis
+        assert {key[whole].start, key[whole].stop} <= bounds, key
+        assert key[along].stop - key[along].start <= 2, key
     # no stored value is read twice
     counts = np.zeros(values.shape, int)
     for key in keys:
