@@ -157,3 +157,36 @@ def test_import_is_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_compressed_events_come_in_small_blocks_of_cells(tmp_path, monkeypatch) -> None:
+    """The event traces are gzip-chunked in AllenSDK files: dask blocks of whole storage
+    chunks, a few cells wide, so one cell's (filtered) events decompress only its chunks."""
+    import h5py
+
+    from ophys_xr.backends._arrays import H5ArrayWrapper
+    from ophys_xr.testing import write_session_nwb
+
+    path = write_session_nwb(tmp_path / "s.nwb", n_cells=60, n_invalid=0, minutes=3.0,
+                             seed=1)
+    with h5py.File(path, "r") as f:
+        stored = f["processing/ophys/event_detection/data"].chunks
+    assert stored[1] < 16
+    with ophys_xr.open_session(path) as ds:
+        cells = ds.events.chunksizes["cell_specimen_id"]
+        assert len(cells) > 1
+        assert all(c % stored[1] == 0 and c >= 16 for c in cells[:-1])
+        reads: list[tuple] = []
+        raw = H5ArrayWrapper._raw
+
+        def spy(self, key):
+            if self.h5path.endswith("event_detection/data"):
+                reads.append(key)
+            return raw(self, key)
+
+        monkeypatch.setattr(H5ArrayWrapper, "_raw", spy)
+        one = ds.filtered_events.isel(cell_specimen_id=3).values
+        monkeypatch.undo()
+        np.testing.assert_array_equal(one, ds.filtered_events.values[:, 3])
+        assert reads
+        assert all(k[1] == slice(0, cells[0]) or k[1] == 3 for k in reads), reads

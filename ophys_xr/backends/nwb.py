@@ -69,6 +69,14 @@ def is_url(source: object) -> bool:
     return isinstance(source, str) and "://" in source and not source.startswith("file://")
 
 
+#: Dask blocks of chunked (compressed) datasets, e.g. the event traces: about this many
+#: bytes of whole storage chunks, about _CELLS_PER_BLOCK cells wide.  Every read decompresses
+#: whole chunks, so small blocks keep a selection of a few cells or of a few minutes small
+#: (3 cells' events 0.55 -> 0.15 s, one cell's filtered events 0.75 -> 0.05 s; all events
+#: +15%).
+_CHUNKED_BLOCK_BYTES = CHUNK_BYTES // 16
+_CELLS_PER_BLOCK = 16
+
 #: Block size of remote reads: HDF5 metadata is scattered, so blocks stay small.
 REMOTE_BLOCK_SIZE = 512 * 2**10
 
@@ -251,13 +259,21 @@ class _Reader:
         per_axis = []
         for pos, axis in enumerate(array.order):
             taken = array.take is not None and array.take[0] == axis
-            whole = taken or storage is None
-            per_axis.append(array.shape[pos] if whole else min(storage[axis], array.shape[pos]))
+            if storage is None or (taken and pos == 0):
+                per_axis.append(array.shape[pos])
+            elif taken:
+                # ROIs of a chunked (compressed) dataset: blocks of whole storage chunks of
+                # about _CELLS_PER_BLOCK cells, so a few cells decompress only their chunks
+                cells = -(-_CELLS_PER_BLOCK // storage[axis]) * storage[axis]
+                per_axis.append(min(array.shape[pos], cells))
+            else:
+                per_axis.append(min(storage[axis], array.shape[pos]))
         if not per_axis:
             return ()
         row_bytes = array.dtype.itemsize * int(np.prod(per_axis[1:], dtype=np.int64))
         step = per_axis[0] if storage is not None else 1
-        rows = max(step, CHUNK_BYTES // max(row_bytes, 1) // step * step)
+        budget = CHUNK_BYTES if storage is None else _CHUNKED_BLOCK_BYTES
+        rows = max(step, budget // max(row_bytes, 1) // step * step)
         per_axis[0] = min(array.shape[0], rows)
         return tuple(max(1, c) for c in per_axis)
 
