@@ -171,11 +171,11 @@ def test_compressed_events_come_in_small_blocks_of_cells(tmp_path, monkeypatch) 
                              seed=1)
     with h5py.File(path, "r") as f:
         stored = f["processing/ophys/event_detection/data"].chunks
-    assert stored[1] < 16
+    assert stored[1] < 32
     with ophys_xr.open_session(path) as ds:
         cells = ds.events.chunksizes["cell_specimen_id"]
         assert len(cells) > 1
-        assert all(c % stored[1] == 0 and c >= 16 for c in cells[:-1])
+        assert all(c % stored[1] == 0 and c >= 32 for c in cells[:-1])
         reads: list[tuple] = []
         raw = H5ArrayWrapper._raw
 
