@@ -323,9 +323,10 @@ def event_filter_weights(scale_timesteps: float, n_time_steps: int = 20) -> np.n
     """
     n_time_steps = _check_int(n_time_steps, "n_time_steps", 1)
     scale = _check_positive(scale_timesteps, "scale_timesteps")
-    import scipy.stats
-
-    w = scipy.stats.halfnorm(loc=0, scale=scale).pdf(np.arange(n_time_steps))
+    # scipy.stats.halfnorm(loc=0, scale).pdf, operation for operation (the same floats),
+    # without importing scipy.stats (0.3 s) when a session is opened
+    y = (np.arange(n_time_steps) - 0.0) / scale
+    w = np.sqrt(2.0 / np.pi) * np.exp(-y * y / 2.0) / scale
     return w / np.sum(w)
 
 

@@ -158,6 +158,15 @@ def test_event_filter_weights_scale_2() -> None:
     np.testing.assert_array_equal(C.event_filter_weights(2 / 31 * 31, 20), w)
 
 
+@pytest.mark.parametrize(("scale", "n"), [(2.0, 20), (2 / 31 * 11, 20), (0.37, 5), (9.5, 1)])
+def test_event_filter_weights_are_scipy_halfnorm(scale: float, n: int) -> None:
+    """The AllenSDK's weights, ``scipy.stats.halfnorm`` (not imported when opening), to the bit."""
+    import scipy.stats
+
+    w = scipy.stats.halfnorm(loc=0, scale=scale).pdf(np.arange(n))
+    np.testing.assert_array_equal(C.event_filter_weights(scale, n), w / np.sum(w))
+
+
 @pytest.mark.parametrize(
     ("scale", "n"), [(2.0, 0), (2.0, -3), (0.0, 20), (-1.0, 20), (float("nan"), 20)]
 )

@@ -159,6 +159,20 @@ def test_import_is_light() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_opening_imports_no_analysis_module(tiny_path) -> None:
+    """Opening a session imports only what reading needs (scipy.stats alone costs 0.3 s)."""
+    import subprocess
+    import sys
+
+    heavy = ("scipy.signal", "scipy.stats", "scipy.ndimage", "matplotlib", "distributed",
+             "pynwb")
+    code = (f"import sys, ophys_xr; ophys_xr.open_session({str(tiny_path)!r}); "
+            f"print([m for m in {heavy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_compressed_events_come_in_small_blocks_of_cells(tmp_path, monkeypatch) -> None:
     """The event traces are gzip-chunked in AllenSDK files: dask blocks of whole storage
     chunks, a few cells wide, so one cell's (filtered) events decompress only its chunks."""
