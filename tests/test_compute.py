@@ -301,6 +301,17 @@ def test_dprime_table(hr: float, far: float, expected: float) -> None:
     assert math.isclose(float(C.dprime(hr, far)), expected, rel_tol=1e-12, abs_tol=1e-12)
 
 
+def test_dprime_is_scipy_norm_ppf() -> None:
+    """The AllenSDK's ``norm.ppf(hr) - norm.ppf(far)``, to the bit, without scipy.stats."""
+    import scipy.stats
+
+    rng = np.random.default_rng(4)
+    hr, far = rng.random(500), rng.random(500)
+    clip = lambda x: np.clip(x, 0.01, 0.99)
+    expected = scipy.stats.norm.ppf(clip(hr)) - scipy.stats.norm.ppf(clip(far))
+    np.testing.assert_array_equal(C.dprime(hr, far), expected)
+
+
 def test_dprime_flips_sign_and_propagates_nan() -> None:
     rng = np.random.default_rng(3)
     hr, far = rng.random(100), rng.random(100)
