@@ -30,7 +30,7 @@ import numbers
 import os
 import uuid
 import warnings
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, NamedTuple, Self
 
@@ -166,12 +166,12 @@ def _rows_by_cell(*arrays: xr.DataArray) -> list[np.ndarray]:
     """(time, cell) trace matrices as C-ordered (cell, time) float64 arrays.
 
     Dask input is computed block by block, written straight into the results, so the peak
-    memory is the results plus one block.  An array read straight from its file (one
-    ``from_array`` read: dask slices the read itself) goes in pieces of about
-    ``_PIECE_BYTES``; any other (``filtered_events``, a selection of cells) goes a whole
-    dask block at a time, as a piece of such a block would recompute all of it.  Arrays of
-    the same chunks are computed together, so a block they derive from (``events`` for
-    ``filtered_events``) is read once.
+    memory is the results plus one block.  An array read straight from its file goes in
+    pieces of about ``_PIECE_BYTES`` (:func:`_read_straight`); any other
+    (``filtered_events``, a selection of cells) goes a whole dask block at a time, as a
+    piece of such a block would recompute all of it.  Arrays of the same chunks are
+    computed together, so a block they derive from (``events`` for ``filtered_events``)
+    is read once.
     """
     import dask
 
@@ -183,28 +183,42 @@ def _rows_by_cell(*arrays: xr.DataArray) -> list[np.ndarray]:
             out[...] = np.asarray(data).T
         else:
             groups.setdefault(data.chunks, []).append((data, out))
-    for (time_chunks, cell_chunks), members in groups.items():
-        sliced = len(members) == 1 and len(members[0][0].dask.layers) <= 2
-        along_time = len(time_chunks) > 1 or len(cell_chunks) == 1
-        t0 = 0
-        for t_size in time_chunks:
-            c0 = 0
-            for c_size in cell_chunks:
-                length = t_size if along_time else c_size
-                parts = -(-t_size * c_size * 8 // _PIECE_BYTES) if sliced else 1
-                step = max(1, -(-length // max(parts, 1)))
-                for lo in range(0, length, step):
-                    hi = min(lo + step, length)
-                    if along_time:
-                        t, c = slice(t0 + lo, t0 + hi), slice(c0, c0 + c_size)
-                    else:
-                        t, c = slice(t0, t0 + t_size), slice(c0 + lo, c0 + hi)
-                    blocks = dask.compute(*(data[t, c] for data, _ in members))
-                    for (_, out), block in zip(members, blocks, strict=True):
-                        out[c, t] = np.asarray(block).T
-                c0 += c_size
-            t0 += t_size
+    for chunks, members in groups.items():
+        piece_bytes = _PIECE_BYTES if len(members) == 1 and _read_straight(members[0][0]) \
+            else None
+        for t, c in _pieces(chunks, piece_bytes):
+            blocks = dask.compute(*(data[t, c] for data, _ in members))
+            for (_, out), block in zip(members, blocks, strict=True):
+                out[c, t] = np.asarray(block).T
     return outs
+
+
+def _read_straight(data: Any) -> bool:
+    """Whether a dask array is one ``from_array`` read (its source and its read layer), so
+    dask reads a slice of a block without reading the rest of the block."""
+    return len(data.dask.layers) <= 2
+
+
+def _pieces(chunks: tuple[tuple[int, ...], tuple[int, ...]], piece_bytes: int | None
+            ) -> Iterator[tuple[slice, slice]]:
+    """``(time, cell)`` slices covering (time, cell) dask ``chunks`` block by block, each
+    block split into pieces of about ``piece_bytes`` float64 (None: whole blocks) along the
+    chunked axis: time, or the cells when time is one chunk (a store's layout)."""
+    time_chunks, cell_chunks = chunks
+    along_time = len(time_chunks) > 1 or len(cell_chunks) == 1
+    t_starts = np.cumsum((0, *time_chunks[:-1])).tolist()
+    c_starts = np.cumsum((0, *cell_chunks[:-1])).tolist()
+    for t0, t_size in zip(t_starts, time_chunks, strict=True):
+        for c0, c_size in zip(c_starts, cell_chunks, strict=True):
+            parts = -(-t_size * c_size * 8 // piece_bytes) if piece_bytes else 1
+            start, length = (t0, t_size) if along_time else (c0, c_size)
+            step = max(1, -(-length // max(parts, 1)))
+            for lo in range(start, start + length, step):
+                part = slice(lo, min(lo + step, start + length))
+                if along_time:
+                    yield part, slice(c0, c0 + c_size)
+                else:
+                    yield slice(t0, t0 + t_size), part
 
 
 def _pixel_spacing(ds: xr.Dataset) -> tuple[float, float]:

@@ -143,10 +143,10 @@ def open_session(
 
 
 
-#: Chunk sizes of the saved arrays, by dimension (-1: whole).  Every cell's trace is its own
-#: chunk holding up to 2**17 frames (71 min at 31 Hz, 1 MiB of float64): one cell's whole trace is
-#: one small read, where the NWB file (time-major, unchunked) reads the whole matrix, and a
-#: computation over the session reads the fewest chunks.  A block of time for all cells
+#: Chunk sizes of the saved arrays, by dimension (-1: whole).  Every cell's trace is its
+#: own chunk holding up to 2**17 frames (71 min at 31 Hz, 1 MiB of float64): one cell's
+#: whole trace is one small read, where the NWB file (time-major, unchunked) reads the
+#: whole matrix, and a computation over the session reads the fewest chunks.  A block of time for all cells
 #: reads every cell's chunk; for time-block work pass ``chunks={"time": 16384,
 #: "cell_specimen_id": 4}`` (one minute of all cells 5x faster, one cell 1.3x slower:
 #: benchmarks/RESULTS.md, "Zarr layouts compared").  ROI masks group cells up to
@@ -334,8 +334,9 @@ def to_zarr(
 
     ``ds.to_zarr(store)`` works as it is; this function adds the chunk layout chosen for
     analysis (:data:`STORE_CHUNKS`: one chunk per cell trace, so one cell's whole trace is
-    one small read; ROI masks in chunks of several cells), writes to a temporary sibling and renames it at the end, so an
-    interrupted write never leaves a store that looks complete.  The caller's Dataset is
+    one small read; ROI masks in chunks of several cells), writes to a temporary sibling
+    and renames it at the end, so an interrupted write never leaves a store that looks
+    complete.  The caller's Dataset is
     not modified.
 
     Parameters

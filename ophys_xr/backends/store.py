@@ -106,11 +106,11 @@ def open_store_session(
         raise InvalidSessionFileError(msg) from err
     close = raw.close  # a selection below is a new Dataset without the file's closer
     keep: np.ndarray | None = None
+    token = (str(p), p.stat().st_mtime_ns)  # identity of the store's arrays for dask
     if exclude_invalid_rois and "valid_roi" in raw.coords:
         valid = np.asarray(raw["valid_roi"].values, dtype=bool)
         if not valid.all():
             keep = np.flatnonzero(valid)
-            token = (str(p), os.stat(p).st_mtime_ns)
             raw = raw.drop_vars("segmentation_mask_image", errors="ignore")
     # coordinates and the tables are small: read them now, as the NWB reader does; the
     # other data variables become dask arrays (see _dask_chunks)
