@@ -1,8 +1,9 @@
-"""Issue 4: NWB → Zarr conversion, one-cell reads from Zarr vs NWB, reopening Zarr.
+"""NWB → Zarr conversion, one-cell reads from Zarr vs NWB, reopening Zarr.
 
 Targets (300 cells, 60 min): converting at no less than half the speed of plain h5py
 reading plus zarr writing of the same arrays; one cell's full ΔF/F trace from Zarr at least
-30× faster than from the NWB file; reopening the Zarr store under 0.2 s.
+30× faster than from the NWB file; reopening the Zarr store under 0.2 s.  Results: see
+benchmarks/RESULTS.md, 'bench_convert' (and 'Zarr layouts compared').
 
     python benchmarks/bench_convert.py [--cells 300] [--minutes 60] [--chunks time=32768]
 
@@ -39,7 +40,8 @@ with ophys_xr.open_session(path, exclude_invalid_rois=False) as ds:
 t_convert = time.perf_counter() - t0
 reopen = []
 for _ in range(5):
-    t0 = time.perf_counter(); z = ophys_xr.open_session(out / "session.zarr"); reopen.append(time.perf_counter() - t0)
+    t0 = time.perf_counter(); z = ophys_xr.open_session(out / "session.zarr")
+    reopen.append(time.perf_counter() - t0)
     z.close()
 sys.path.insert(0, params["here"])
 from _common import evict
@@ -88,8 +90,8 @@ for key, d in (("nwb", nwb), ("zarr", zs)):
     resp[key] = time.perf_counter() - t0
 med = {k: float(np.median(v)) for k, v in t.items()}
 medw = {k: float(np.median(v)) for k, v in tw.items()}
-result = dict(resp=resp, plain_s=t_plain, convert_s=t_convert, reopen_s=min(reopen), cold=med, warm=medw,
-              n_reads=len(cids), minute=minute)
+result = dict(resp=resp, plain_s=t_plain, convert_s=t_convert, reopen_s=min(reopen), cold=med,
+              warm=medw, n_reads=len(cids), minute=minute)
 """
 
 
@@ -123,7 +125,8 @@ def main() -> None:
              f"{c['nwb_cell'] / c['zarr_cell']:.0f}× / {c['h5_cell'] / c['zarr_cell']:.0f}×",
              "≥ 30×"),
             ("one cell, page cache warm: NWB (ophys_xr) / h5py / Zarr",
-             f"{w['nwb_cell'] * 1e3:.1f} / {w['h5_cell'] * 1e3:.1f} / {w['zarr_cell'] * 1e3:.1f} ms",
+             (f"{w['nwb_cell'] * 1e3:.1f} / {w['h5_cell'] * 1e3:.1f} / "
+              f"{w['zarr_cell'] * 1e3:.1f} ms"),
              "-"),
             (f"one minute ({r['minute']} frames) of all cells from disk: NWB / Zarr",
              f"{c['nwb_block'] * 1e3:.1f} / {c['zarr_block'] * 1e3:.1f} ms", "-"),
@@ -137,7 +140,8 @@ def main() -> None:
              f"{r['resp']['nwb']:.2f} / {r['resp']['zarr']:.2f} s", "-"),
             ("reopen the Zarr store (best of 5)", f"{r['reopen_s'] * 1e3:.0f} ms", "< 200 ms"),
         ],
-        notes=(f"Stored layout: {chunks or 'the default (STORE_CHUNKS)'}. Medians over {r['n_reads']} cells / windows. 'From disk': the file's pages are "
+        notes=(f"Stored layout: {chunks or 'the default (STORE_CHUNKS)'}. "
+               f"Medians over {r['n_reads']} cells / windows. 'From disk': the file's pages are "
                "dropped from the OS page cache before each read (posix_fadvise DONTNEED), "
                "so the read comes from the disk as the first read of a session does; the "
                "interpreter and libraries stay cached."),

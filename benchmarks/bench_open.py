@@ -1,8 +1,9 @@
-"""Issue 2: open a realistic session, read ΔF/F, select; time and memory.
+"""Open a realistic session, read ΔF/F, select; time and memory.
 
 Targets (300 cells, 60 min at 31 Hz, ~1.5 GB): ``open_session`` under 0.2 s and under 150 MB
 above the interpreter with ophys_xr imported; reading all of ``dff`` within 1.3× of plain
-h5py; one cell's trace and 1,000 frames of all cells, timed.
+h5py; one cell's trace and 1,000 frames of all cells, timed.  Results: see
+benchmarks/RESULTS.md, 'bench_open'.
 
     python benchmarks/bench_open.py [--cells 300] [--minutes 60]
 """
@@ -21,7 +22,8 @@ after_open = rss_mb(); peak_open = peak_mb()
 ds.close()
 opens = []
 for _ in range(5):
-    t0 = time.perf_counter(); d = ophys_xr.open_session(path); opens.append(time.perf_counter() - t0)
+    t0 = time.perf_counter(); d = ophys_xr.open_session(path)
+    opens.append(time.perf_counter() - t0)
     d.close()
 ds = ophys_xr.open_session(path)
 ds_all = ophys_xr.open_session(path, exclude_invalid_rois=False)
@@ -43,13 +45,16 @@ for _ in range(5):
 cid = int(ds.cell_specimen_id[len(ds.cell_specimen_id) // 2])
 cell, block = [], []
 for _ in range(3):
-    t0 = time.perf_counter(); ds.dff.sel(cell_specimen_id=cid).values; cell.append(time.perf_counter() - t0)
+    t0 = time.perf_counter(); ds.dff.sel(cell_specimen_id=cid).values
+    cell.append(time.perf_counter() - t0)
     mid = ds.sizes["time"] // 2
-    t0 = time.perf_counter(); ds.dff.isel(time=slice(mid, mid + 1000)).values; block.append(time.perf_counter() - t0)
+    t0 = time.perf_counter(); ds.dff.isel(time=slice(mid, mid + 1000)).values
+    block.append(time.perf_counter() - t0)
 result = dict(import_s=t_import, open_first_s=t_open, open_best_s=min(opens),
               rss_import_mb=base, rss_open_delta_mb=after_open - base,
               peak_open_delta_mb=peak_open - base,
-              h5py_dff_s=min(t_h5), h5py_valid_s=min(t_h5v), ophys_dff_s=min(t_ox), ophys_all_s=min(t_all),
+              h5py_dff_s=min(t_h5), h5py_valid_s=min(t_h5v), ophys_dff_s=min(t_ox),
+              ophys_all_s=min(t_all),
               one_cell_s=min(cell),
               frames_1000_s=min(block), n_cells=ds.sizes["cell_specimen_id"],
               n_frames=ds.sizes["time"])

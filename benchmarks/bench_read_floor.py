@@ -1,12 +1,13 @@
-"""Issue 4: what one cell's read from a Zarr store costs, layer by layer.
+"""What one cell's read from a Zarr store costs, layer by layer.
 
 The target "one cell's ΔF/F from Zarr at least 30× faster than from the NWB file" needs the
-Zarr read under 1/30 of the NWB read (the whole 268 MB matrix, ~90 ms from this VM's disk,
-i.e. ~3 ms).  This script measures where a one-cell read's time goes, for the same cell
-chunk file: the plain file read, zarr-python, dask's own floor (a one-chunk getitem of an
-in-memory array), and ophys_xr's lazy Dataset (xarray + dask + zarr).  Each is timed
-back to back (CPU caches hot), after a 50 ms pause (as after any other work), and from
-disk (the chunk file evicted from the page cache).
+Zarr read under 1/30 of the NWB read (which reads the whole dff matrix; for the measured
+figures and the resulting budget see benchmarks/RESULTS.md, 'bench_read_floor').  This
+script measures where a one-cell read's time goes, for the same cell chunk file: the plain
+file read, zarr-python, dask's own floor (a one-chunk getitem of an in-memory array), and
+ophys_xr's lazy Dataset (xarray + dask + zarr).  Each is timed back to back (CPU caches
+hot), after a 50 ms pause (as after any other work), and from disk (the chunk file evicted
+from the page cache).
 
     python benchmarks/bench_read_floor.py [--cells 300] [--minutes 60]
 """

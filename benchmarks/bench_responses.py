@@ -1,4 +1,4 @@
-"""Issue 6: the image-response cube, ophys_xr vs the BOU loop vs a numpy lower bound.
+"""The image-response cube, ophys_xr vs the BOU loop vs a numpy lower bound.
 
 On a generated 300-cell, 60-minute session (about 4,800 image presentations): the cube of
 all valid cells around every image presentation of the change-detection block, window
@@ -15,6 +15,7 @@ all valid cells around every image presentation of the change-detection block, w
   NWB session (reading dff through dask), and the same on a session whose dff is in memory.
 
 Targets: ≥ 20× faster than the BOU way, within 3× of the lower bound, equal to 1e-12.
+Results: see benchmarks/RESULTS.md, 'bench_responses'.
 
     python benchmarks/bench_responses.py [--cells 300] [--minutes 60] [--bou-cells 10]
 """

@@ -1,10 +1,11 @@
-"""Issue 5: catalog of many files, multi-session computation on dask.distributed, HTTP opening.
+"""Catalog of many files, multi-session computation on dask.distributed, HTTP opening.
 
 Targets: ``catalog`` over 200 generated session files under 10 s on 2 cores; a CPU-bound
-per-session reduction over 8 realistic sessions (300 cells, 60 min) on a LocalCluster with 2 worker processes at least
-1.7× faster than with 1 worker, peak memory per worker about one session's working set
-(the threaded scheduler for comparison); ``open_session`` of a 300-cell session over HTTP
-from a local server transferring under 5% of the file.
+per-session reduction over 8 realistic sessions (300 cells, 60 min) on a LocalCluster with
+2 worker processes at least 1.7× faster than with 1 worker, peak memory per worker about
+one session's working set (the threaded scheduler for comparison); ``open_session`` of a
+300-cell session over HTTP from a local server transferring under 5% of the file.
+Results: see benchmarks/RESULTS.md, 'bench_sessions'.
 
     python benchmarks/bench_sessions.py [--files 200] [--sessions 8] [--cells 300] [--minutes 60]
 """
@@ -49,7 +50,8 @@ out = {}
 for workers in (1, 2):
     read_through(paths)
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, memory_limit="8GiB") as cluster, Client(cluster) as client:
+                      dashboard_address=None,
+                      memory_limit="8GiB") as cluster, Client(cluster) as client:
         # warm the workers (imports, first-call costs) on a session that is not timed
         map_sessions(percentile_per_cell, paths[:workers], client=client)
         t0 = time.perf_counter()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dask.array as _dask_array  # noqa: F401  (paid at import, not at the first open)
 
-from ophys_xr import accessors as _accessors  # noqa: F401  (registers ds.ophys)
-from ophys_xr import datasets
+from ophys_xr import (
+    accessors as _accessors,  # noqa: F401  (registers ds.ophys)
+    datasets,
+)
 from ophys_xr.behavior import performance, reward_rate
 from ophys_xr.cells import filter_events, roi_masks, segmentation_mask_image
 from ophys_xr.compat import BehaviorOphysSession
 from ophys_xr.exceptions import (
+    DownloadError,
     InvalidSessionFileError,
     MissingDataError,
     NotAnOphysSessionError,
@@ -40,6 +43,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BehaviorOphysSession",
+    "DownloadError",
     "InvalidSessionFileError",
     "MissingDataError",
     "NotAnOphysSessionError",

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
 from ophys_xr.exceptions import OptionError
 
-__all__ = ["boolean", "integer", "number", "positive_number"]
+__all__ = ["SessionOptions", "boolean", "integer", "number", "positive_number"]
 
 
 def _real(value: object) -> bool:
@@ -52,3 +55,103 @@ def boolean(value: object, name: str) -> bool:
         msg = f"{name} must be True or False, got {value!r}"
         raise OptionError(msg)
     return bool(value)
+
+
+#: AllenSDK 2.16 defaults of ``BehaviorOphysExperiment.from_nwb``.
+DEFAULT_EYE_TRACKING_Z_THRESHOLD = 3.0
+DEFAULT_EYE_TRACKING_DILATION_FRAMES = 2
+DEFAULT_EVENTS_FILTER_SCALE_SECONDS = 2.0 / 31.0
+DEFAULT_EVENTS_FILTER_N_TIME_STEPS = 20
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """The options of opening a session, validated once (at construction).
+
+    Every reader and :func:`ophys_xr.model.apply_session_options` take this one object;
+    the public functions keep explicit keywords (xarray's backend needs them) and build it.
+
+    Parameters
+    ----------
+    exclude_invalid_rois
+        Leave out the ROIs whose ``valid_roi`` is False (the AllenSDK default).
+    eye_tracking_z_threshold, eye_tracking_dilation_frames
+        Blink detection of ``likely_blink``.
+    events_filter_scale_seconds, events_filter_n_time_steps
+        The causal half-normal filter of ``filtered_events``.
+
+    Raises
+    ------
+    OptionError
+        An invalid value, named.
+    """
+
+    exclude_invalid_rois: bool = True
+    eye_tracking_z_threshold: float = DEFAULT_EYE_TRACKING_Z_THRESHOLD
+    eye_tracking_dilation_frames: int = DEFAULT_EYE_TRACKING_DILATION_FRAMES
+    events_filter_scale_seconds: float = DEFAULT_EVENTS_FILTER_SCALE_SECONDS
+    events_filter_n_time_steps: int = DEFAULT_EVENTS_FILTER_N_TIME_STEPS
+
+    def __post_init__(self) -> None:
+        checked = {
+            "exclude_invalid_rois": boolean(self.exclude_invalid_rois, "exclude_invalid_rois"),
+            "eye_tracking_z_threshold": positive_number(
+                self.eye_tracking_z_threshold, "eye_tracking_z_threshold"),
+            "eye_tracking_dilation_frames": integer(
+                self.eye_tracking_dilation_frames, "eye_tracking_dilation_frames", minimum=0),
+            "events_filter_scale_seconds": positive_number(
+                self.events_filter_scale_seconds, "events_filter_scale_seconds",
+                unit="seconds"),
+            "events_filter_n_time_steps": integer(
+                self.events_filter_n_time_steps, "events_filter_n_time_steps", minimum=1),
+        }
+        for key, value in checked.items():
+            object.__setattr__(self, key, value)
+
+    @classmethod
+    def recorded(cls, attrs: Mapping[str, Any], **given: Any) -> SessionOptions:
+        """The options recorded in a session's attrs, overridden by the ``given`` not None.
+
+        ROI exclusion is not recorded; it is False unless given.
+        """
+        recorded: dict[str, Any] = {"exclude_invalid_rois": False}
+        for f in fields(cls):
+            if f.name in attrs:
+                value = attrs[f.name]
+                recorded[f.name] = value.item() if isinstance(value, np.generic) else value
+        recorded.update({k: v for k, v in given.items() if v is not None})
+        return cls(**recorded)
+
+
+def interval(value: object, name: str, *, unit: str = "", example: str = "") -> tuple[float, float]:
+    """A ``(start, end)`` pair of finite real numbers (not bools) with ``start < end``.
+
+    Any sequence or array of two numbers but a string; ``unit`` and ``example`` are named in
+    the message.
+    """
+    from collections.abc import Sequence
+
+    pair: Any = value
+    ok = (
+        isinstance(pair, Sequence | np.ndarray)
+        and not isinstance(pair, str)
+        and len(pair) == 2
+        and all(_real(v) and math.isfinite(v) for v in pair)
+    )
+    if not ok or not float(pair[0]) < float(pair[1]):
+        what = f"(start, end){f' in {unit}' if unit else ''} with start < end"
+        eg = f", e.g. {example}" if example else ""
+        msg = f"{name} must be {what}{eg}; got {value!r}"
+        raise OptionError(msg)
+    return float(pair[0]), float(pair[1])
+
+
+def significance_level(value: object, name: str) -> float:
+    """A real number in ``(0, 1]`` (not a bool), e.g. the ``alpha`` of a test."""
+    if not (_real(value) and 0 < value <= 1):  # type: ignore[operator]
+        msg = f"{name} must be a number in (0, 1], got {value!r}"
+        raise OptionError(msg)
+    return float(value)  # type: ignore[arg-type]
+
+
+__all__ += ["interval", "significance_level"]

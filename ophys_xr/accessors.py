@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import xarray as xr
 
 from ophys_xr import behavior, cells, eye, io, plotting, responses
+
+if TYPE_CHECKING:  # matplotlib is optional and imported by the plots, not here
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap
+    from matplotlib.figure import Figure
 
 __all__ = ["OphysDatasetAccessor"]
 
@@ -18,8 +23,10 @@ __all__ = ["OphysDatasetAccessor"]
 class OphysDatasetAccessor:
     """Visual Behavior Ophys functions on a session Dataset (``ds.ophys``).
 
-    Every method forwards to a public function of :mod:`ophys_xr` with the same name and
-    returns a new object; the accessor keeps no state.
+    Every method forwards to the public function of the same name (of :mod:`ophys_xr`, or of
+    :mod:`ophys_xr.plotting` for the plots), with the same parameters after the Dataset, and
+    returns a new object; the accessor keeps no state.  ``tests/test_accessors.py`` checks
+    both for every method.
     """
 
     def __init__(self, ds: xr.Dataset) -> None:
@@ -29,11 +36,14 @@ class OphysDatasetAccessor:
         """Boolean ROI masks; see :func:`ophys_xr.roi_masks`."""
         return cells.roi_masks(self._ds, cell_specimen_ids)
 
-    def blink_filter(self, z_threshold: float = 3.0, dilation_frames: int = 2) -> xr.Dataset:
+    def blink_filter(
+        self, *, z_threshold: float = 3.0, dilation_frames: int = 2, merge: bool = False
+    ) -> xr.Dataset:
         """Blink-filtered eye tracking; see :func:`ophys_xr.blink_filter`."""
-        return eye.blink_filter(self._ds, z_threshold=z_threshold, dilation_frames=dilation_frames)
+        return eye.blink_filter(self._ds, z_threshold=z_threshold,
+                                dilation_frames=dilation_frames, merge=merge)
 
-    def performance(self, engaged_trial_reward_rate_threshold: float = 2.0) -> xr.Dataset:
+    def performance(self, *, engaged_trial_reward_rate_threshold: float = 2.0) -> xr.Dataset:
         """Behavior performance metrics; see :func:`ophys_xr.performance`."""
         return behavior.performance(
             self._ds, engaged_trial_reward_rate_threshold=engaged_trial_reward_rate_threshold
@@ -105,22 +115,67 @@ class OphysDatasetAccessor:
     # ---- plots (matplotlib is imported on the first call, not with ophys_xr) -----------
 
     def plot_roi_masks(
-        self, cell_specimen_ids: Iterable[Hashable] | None = None, **kwargs: Any
-    ) -> Any:
+        self,
+        cell_specimen_ids: Iterable[Hashable] | None = None,
+        *,
+        ax: Axes | None = None,
+        image: Literal["max_projection", "average_projection"] = "max_projection",
+        cmap: str | Colormap = "tab10",
+        alpha: float = 0.5,
+        outline: bool = False,
+        linewidth: float = 1.0,
+        physical_units: bool = False,
+    ) -> Axes:
         """ROI masks over the max projection; see :func:`ophys_xr.plotting.plot_roi_masks`."""
-        return plotting.plot_roi_masks(self._ds, cell_specimen_ids, **kwargs)
+        return plotting.plot_roi_masks(
+            self._ds, cell_specimen_ids, ax=ax, image=image, cmap=cmap, alpha=alpha,
+            outline=outline, linewidth=linewidth, physical_units=physical_units,
+        )
 
-    def plot_dff_heatmap(self, **kwargs: Any) -> Any:
+    def plot_dff_heatmap(
+        self,
+        *,
+        data: str = "dff",
+        sort: str | None = "mean",
+        time: slice | tuple[float, float] | None = None,
+        events: Iterable[str] | None = ("changes", "rewards", "licks", "omissions"),
+        ax: Axes | None = None,
+        cmap: str | Colormap = "magma",
+        vmin: float | None = None,
+        vmax: float | None = None,
+        colorbar: bool = True,
+        max_columns: int | None = 4096,
+    ) -> Axes:
         """Sorted ΔF/F heatmap; see :func:`ophys_xr.plotting.plot_dff_heatmap`."""
-        return plotting.plot_dff_heatmap(self._ds, **kwargs)
+        return plotting.plot_dff_heatmap(
+            self._ds, data=data, sort=sort, time=time, events=events, ax=ax, cmap=cmap,
+            vmin=vmin, vmax=vmax, colorbar=colorbar, max_columns=max_columns,
+        )
 
-    def plot_performance(self, **kwargs: Any) -> Any:
+    def plot_performance(
+        self,
+        *,
+        ax: Sequence[Axes] | None = None,
+        engaged_trial_reward_rate_threshold: float | None = None,
+    ) -> Figure:
         """Rolling performance; see :func:`ophys_xr.plotting.plot_performance`."""
-        return plotting.plot_performance(self._ds, **kwargs)
+        return plotting.plot_performance(
+            self._ds, ax=ax,
+            engaged_trial_reward_rate_threshold=engaged_trial_reward_rate_threshold,
+        )
 
-    def plot_stimulus_response(self, **kwargs: Any) -> Any:
+    def plot_stimulus_response(
+        self,
+        *,
+        by: Hashable | None = "image_name",
+        ci: float | None = 0.95,
+        ax: Axes | None = None,
+        cell_specimen_id: Hashable | None = None,
+    ) -> Axes:
         """Event-locked means; see :func:`ophys_xr.plotting.plot_stimulus_response`."""
-        return plotting.plot_stimulus_response(self._ds, **kwargs)
+        return plotting.plot_stimulus_response(
+            self._ds, by=by, ci=ci, ax=ax, cell_specimen_id=cell_specimen_id
+        )
 
     def to_zarr(
         self,

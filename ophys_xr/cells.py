@@ -68,19 +68,24 @@ def filter_events(
 
 
 def segmentation_mask_image(roi_mask: xr.DataArray) -> xr.DataArray:
-    """Number of ROIs covering each pixel (the AllenSDK 2.7+ segmentation mask image).
+    """The union of the ROI masks: 1 where any ROI covers the pixel, 0 elsewhere.
+
+    As the AllenSDK's ``segmentation_mask_image`` (2.7+), which adds the boolean masks with
+    numpy, that is a logical OR: a pixel covered by several ROIs is 1, not a count.
 
     Parameters
     ----------
     roi_mask
-        Boolean masks (``cell_specimen_id``, ``row``, ``column``).
+        Boolean masks (``cell_specimen_id``, ``row``, ``column``); nonzero values count as
+        True.
 
     Returns
     -------
     xarray.DataArray
-        int64 (``row``, ``column``); lazy on dask input.
+        int64 (``row``, ``column``) holding 0 and 1, named ``segmentation_mask_image`` with
+        the schema's attrs; lazy on dask input.
     """
-    out = roi_mask.sum("cell_specimen_id", dtype=np.int64)
+    out = roi_mask.any("cell_specimen_id").astype(np.int64)
     out = out.drop_vars([c for c in out.coords if c not in ("row", "column")])
     out.attrs = SPECS["segmentation_mask_image"].attrs()
     out.name = "segmentation_mask_image"

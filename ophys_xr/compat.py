@@ -16,7 +16,8 @@ difference.
 Examples
 --------
 >>> from ophys_xr.compat import BehaviorOphysSession
->>> with BehaviorOphysSession.from_nwb_path("behavior_ophys_experiment_1.nwb") as session:  # doctest: +SKIP
+>>> path = "behavior_ophys_experiment_1.nwb"
+>>> with BehaviorOphysSession.from_nwb_path(path) as session:  # doctest: +SKIP
 ...     dff = session.dff_traces
 ...     metrics = session.get_performance_metrics()
 """
@@ -39,13 +40,21 @@ import pandas as pd
 import xarray as xr
 
 from ophys_xr import behavior
-from ophys_xr.exceptions import MissingDataError, OptionError, SessionClosedError
-from ophys_xr.model import (
+from ophys_xr._options import (
     DEFAULT_EVENTS_FILTER_N_TIME_STEPS,
     DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
-    apply_session_options,
+    SessionOptions,
 )
-from ophys_xr.variables import SPECS, TRIAL_COLUMNS, validate
+from ophys_xr.exceptions import MissingDataError, OptionError, SessionClosedError
+from ophys_xr.model import apply_session_options
+from ophys_xr.variables import (
+    CELL_DIM as CELL,
+    INT_NULL,
+    PRES_DIM as PRES,
+    SPECS,
+    TRIAL_COLUMNS,
+    validate,
+)
 
 __all__ = [
     "EYE_TRACKING_COLUMNS",
@@ -54,11 +63,6 @@ __all__ = [
     "BehaviorOphysSession",
     "Image",
 ]
-
-CELL = "cell_specimen_id"
-PRES = "stimulus_presentations_id"
-#: AllenSDK ``INT_NULL``.
-INT_NULL = -99
 
 #: Bytes of one piece when a trace matrix read straight from its file becomes one array per
 #: cell (:func:`_rows_by_cell`).
@@ -268,11 +272,13 @@ class Image(NamedTuple):
         equal = self.__eq__(other)
         return equal if equal is NotImplemented else not equal
 
-    __hash__ = None  # type: ignore[assignment]  # holds an ndarray, as the AllenSDK's
-
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         """``np.asarray(image)`` gives the pixels."""
         return np.array(self.data, dtype=dtype)
+
+
+# holds an ndarray, as the AllenSDK's Image: not hashable
+Image.__hash__ = None  # type: ignore[assignment,method-assign]
 
 
 # ---------------------------------------------------------------------------------------
@@ -390,13 +396,14 @@ class BehaviorOphysSession:
                 "use BehaviorOphysSession.from_nwb_path(path) for a file"
             )
             raise OptionError(msg)
-        return cls(apply_session_options(
-            ds,
+        options = SessionOptions.recorded(
+            ds.attrs,
             eye_tracking_z_threshold=eye_tracking_z_threshold,
             eye_tracking_dilation_frames=eye_tracking_dilation_frames,
             events_filter_scale_seconds=events_filter_scale_seconds,
             events_filter_n_time_steps=events_filter_n_time_steps,
-        ))
+        )
+        return cls(apply_session_options(ds, options))
 
     def close(self) -> None:
         """Drop the cache and close the file if this session opened it (idempotent)."""
@@ -723,7 +730,7 @@ class BehaviorOphysSession:
 
     @functools.cached_property
     def dff_traces(self) -> pd.DataFrame:
-        """ΔF/F: index ``cell_specimen_id``, columns ``cell_roi_id``, ``dff`` (an array per cell)."""
+        """ΔF/F: index ``cell_specimen_id``, columns ``cell_roi_id``, ``dff`` (array per cell)."""
         return self._trace_table("dff", "dff")
 
     @functools.cached_property
@@ -824,7 +831,7 @@ class BehaviorOphysSession:
 
     @functools.cached_property
     def segmentation_mask_image(self) -> Image:
-        """Number of (selected) ROIs covering each pixel, int64, spacing of the projections."""
+        """1 where any (selected) ROI covers the pixel, int64, spacing of the projections."""
         return self._image("segmentation_mask_image")
 
     def get_max_projection(self) -> Image:

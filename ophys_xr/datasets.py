@@ -14,7 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ophys_xr.exceptions import OphysXrError, OptionError
+from ophys_xr._atomic import finish, write_atomically
+from ophys_xr.exceptions import DownloadError, OptionError
 
 __all__ = ["BASE_URL", "DownloadError", "cache_dir", "experiment_url", "fetch", "fetch_experiment"]
 
@@ -24,10 +25,6 @@ BASE_URL = (
     "behavior_ophys_experiments"
 )
 _CHUNK = 1 << 20
-
-
-class DownloadError(OphysXrError, OSError):
-    """A download failed or its checksum did not match."""
 
 
 def experiment_url(ophys_experiment_id: int, *, base_url: str = BASE_URL) -> str:
@@ -141,8 +138,10 @@ def fetch(
             "download was deleted; try again, or check the expected hash."
         )
         raise DownloadError(msg)
-    os.replace(part, target)
-    sidecar.write_text(digest + "\n")
+    # the resumable partial file has a fixed name (the next call resumes it); once whole it
+    # is renamed into place as every writer of the package does, and so is its checksum
+    finish(part, target, overwrite=True)
+    write_atomically(sidecar, lambda tmp: tmp.write_text(digest + "\n"), overwrite=True)
     return target
 
 

@@ -3,12 +3,14 @@
 Every error the package raises on purpose derives from :class:`OphysXrError`, so
 ``except ophys_xr.OphysXrError`` catches all of them.  Each class also derives from
 the builtin exception that matches the problem (``FileNotFoundError``, ``ValueError``,
-``KeyError``, ``FileExistsError``), so code written against the builtins keeps working.
+``KeyError``, ``FileExistsError``, ``OSError``), so code written against the builtins keeps
+working.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "DownloadError",
     "InvalidSessionFileError",
     "MissingDataError",
     "NotAnOphysSessionError",
@@ -73,3 +75,7 @@ class OutputExistsError(OphysXrError, FileExistsError):
 
 class OutputFolderError(OphysXrError, FileNotFoundError):
     """The folder an output goes into does not exist, or is not a folder."""
+
+
+class DownloadError(OphysXrError, OSError):
+    """A download failed or its checksum did not match."""

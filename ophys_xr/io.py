@@ -10,12 +10,16 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from ophys_xr.exceptions import OptionError, OutputExistsError, OutputFolderError
-from ophys_xr.model import (
+from ophys_xr._atomic import write_atomically
+from ophys_xr._options import (
     DEFAULT_EVENTS_FILTER_N_TIME_STEPS,
     DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
-    apply_session_options,
+    DEFAULT_EYE_TRACKING_DILATION_FRAMES,
+    DEFAULT_EYE_TRACKING_Z_THRESHOLD,
+    SessionOptions,
 )
+from ophys_xr.exceptions import OptionError
+from ophys_xr.formats import FORMATS, open_source
 
 __all__ = [
     "STORE_CHUNKS",
@@ -25,16 +29,8 @@ __all__ = [
 ]
 
 Engine = Literal["nwb", "zarr", "netcdf"]
-ENGINES: tuple[str, ...] = ("nwb", "zarr", "netcdf")
-
-
-def _guess_engine(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix == ".zarr" or (path.is_dir() and (path / "zarr.json").exists()):
-        return "zarr"
-    if suffix in (".nc", ".nc4", ".netcdf"):
-        return "netcdf"
-    return "nwb"
+#: The engines of :func:`open_session` (the registry :data:`ophys_xr.formats.FORMATS`).
+ENGINES: tuple[str, ...] = tuple(FORMATS)
 
 
 def open_session(
@@ -43,8 +39,8 @@ def open_session(
     chunks: Mapping[str, int] | None = None,
     engine: Engine | None = None,
     exclude_invalid_rois: bool = True,
-    eye_tracking_z_threshold: float = 3.0,
-    eye_tracking_dilation_frames: int = 2,
+    eye_tracking_z_threshold: float = DEFAULT_EYE_TRACKING_Z_THRESHOLD,
+    eye_tracking_dilation_frames: int = DEFAULT_EYE_TRACKING_DILATION_FRAMES,
     events_filter_scale_seconds: float = DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
     events_filter_n_time_steps: int = DEFAULT_EVENTS_FILTER_N_TIME_STEPS,
 ) -> xr.Dataset:
@@ -90,46 +86,14 @@ def open_session(
     >>> ds = ophys_xr.open_session("behavior_ophys_experiment_123.nwb")  # doctest: +SKIP
     >>> ds.dff.sel(cell_specimen_id=1086616542).mean("time")  # doctest: +SKIP
     """
-    from ophys_xr.backends.nwb import is_url
-
-    remote = is_url(source)
-    path = Path(os.fspath(source)).expanduser() if not remote else Path(str(source))
-    if engine is None:
-        engine = "nwb" if remote else _guess_engine(path)  # type: ignore[assignment]
-    if engine not in ENGINES:
-        msg = f"unknown engine {engine!r}; choose one of {list(ENGINES)} (or None to guess)"
-        raise OptionError(msg)
-    if engine == "nwb":
-        from ophys_xr.backends.nwb import open_nwb_session
-
-        ds = open_nwb_session(
-            str(source) if remote else path,
-            exclude_invalid_rois=exclude_invalid_rois,
-            eye_tracking_z_threshold=eye_tracking_z_threshold,
-            eye_tracking_dilation_frames=eye_tracking_dilation_frames,
-            events_filter_scale_seconds=events_filter_scale_seconds,
-            events_filter_n_time_steps=events_filter_n_time_steps,
-        )
-    else:
-        from ophys_xr.backends.store import open_store_session
-
-        stored = open_store_session(path, engine=engine,
-                                    exclude_invalid_rois=exclude_invalid_rois)
-        try:
-            ds = apply_session_options(
-                stored,
-                exclude_invalid_rois=False,  # done by the store reader, before chunking
-                eye_tracking_z_threshold=eye_tracking_z_threshold,
-                eye_tracking_dilation_frames=eye_tracking_dilation_frames,
-                events_filter_scale_seconds=events_filter_scale_seconds,
-                events_filter_n_time_steps=events_filter_n_time_steps,
-            )
-        except BaseException:
-            stored.close()
-            raise
-        if ds is not stored:
-            ds.encoding = dict(stored.encoding)
-            ds.set_close(stored.close)
+    options = SessionOptions(
+        exclude_invalid_rois=exclude_invalid_rois,
+        eye_tracking_z_threshold=eye_tracking_z_threshold,
+        eye_tracking_dilation_frames=eye_tracking_dilation_frames,
+        events_filter_scale_seconds=events_filter_scale_seconds,
+        events_filter_n_time_steps=events_filter_n_time_steps,
+    )
+    ds = open_source(source, options, engine=engine)
     if chunks:
         unknown = [d for d in chunks if d not in ds.dims]
         if unknown:
@@ -146,11 +110,11 @@ def open_session(
 #: Chunk sizes of the saved arrays, by dimension (-1: whole).  Every cell's trace is its
 #: own chunk holding up to 2**17 frames (71 min at 31 Hz, 1 MiB of float64): one cell's
 #: whole trace is one small read, where the NWB file (time-major, unchunked) reads the
-#: whole matrix, and a computation over the session reads the fewest chunks.  A block of time for all cells
-#: reads every cell's chunk; for time-block work pass ``chunks={"time": 16384,
-#: "cell_specimen_id": 4}`` (one minute of all cells 5x faster, one cell 1.3x slower:
-#: benchmarks/RESULTS.md, "Zarr layouts compared").  ROI masks group cells up to
-#: :data:`IMAGE_CHUNK_BYTES` unless ``chunks`` names ``cell_specimen_id``.
+#: whole matrix, and a computation over the session reads the fewest chunks.  A block of
+#: time for all cells reads every cell's chunk; for time-block work pass
+#: ``chunks={"time": 16384, "cell_specimen_id": 4}`` (faster for a minute of all cells,
+#: slower for one cell: benchmarks/RESULTS.md, "Zarr layouts compared").  ROI masks group
+#: cells up to :data:`IMAGE_CHUNK_BYTES` unless ``chunks`` names ``cell_specimen_id``.
 STORE_CHUNKS: dict[str, int] = {
     "cell_specimen_id": 1,
     "time": 2**17,
@@ -174,8 +138,8 @@ _RAW_TRACES = ("dff", "corrected_fluorescence", "demixed_trace", "neuropil_trace
 IMAGE_CHUNK_BYTES = 4 * 2**20
 
 
-def _store_chunks(var: xr.Variable, chunks: Mapping[str, int], *, cells_given: bool = False
-                  ) -> dict[Any, int]:
+def _store_chunks(var: xr.Variable | xr.DataArray, chunks: Mapping[str, int], *,
+                  cells_given: bool = False) -> dict[Any, int]:
     """The stored chunk of a variable.
 
     Per-cell values (r, lambda, ...) are one chunk; per-cell images group cells up to
@@ -210,8 +174,9 @@ def _prepared(ds: xr.Dataset, chunks: Mapping[str, int] | None, fmt: str) -> xr.
         raise OptionError(msg)
     wanted = {**STORE_CHUNKS, **dict(chunks or {})}
     out = ds.copy(deep=False)
-    for var in out.variables.values():
-        var.encoding = {k: v for k, v in var.encoding.items() if k not in _BACKEND_ENCODING}
+    for variable in out.variables.values():
+        variable.encoding = {k: v for k, v in variable.encoding.items()
+                             if k not in _BACKEND_ENCODING}
     rechunked = {}
     for name, var in out.data_vars.items():
         stored = _store_chunks(var, wanted,
@@ -252,42 +217,6 @@ def _write_zarr(out: xr.Dataset, tmp: Path) -> Any:
                            encoding=_zarr_encoding(out))
 
 
-def _sibling_temp(path: Path) -> Path:
-    import uuid
-
-    return path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
-
-
-def _finish(tmp: Path, path: Path, *, overwrite: bool) -> None:
-    """Move a complete temporary output into place (atomic rename)."""
-    import shutil
-
-    if path.exists():
-        if not overwrite:
-            msg = f"{str(path)!r} exists; pass overwrite=True to replace it"
-            raise OutputExistsError(msg)
-        old = _sibling_temp(path)
-        os.replace(path, old)
-        os.replace(tmp, path)
-        if old.is_dir():
-            shutil.rmtree(old)
-        else:
-            old.unlink()
-    else:
-        os.replace(tmp, path)
-
-
-def _check_target(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        msg = f"{str(path)!r} exists; pass overwrite=True to replace it"
-        raise OutputExistsError(msg)
-    if not path.parent.is_dir():
-        what = "is a file, not a folder" if path.parent.exists() else "does not exist"
-        msg = (f"the folder of {str(path)!r} ({str(path.parent)!r}) {what}; "
-               "write into an existing folder")
-        raise OutputFolderError(msg)
-
-
 def _write_atomically(
     out: xr.Dataset,
     path: Path,
@@ -297,19 +226,8 @@ def _write_atomically(
     progress: bool,
 ) -> Path:
     """Write ``out`` with ``write(out, tmp)`` to a temporary sibling, then rename it."""
-    import shutil
-
-    _check_target(path, overwrite)
-    tmp = _sibling_temp(path)
-    try:
-        _run(write(out, tmp), progress)
-        _finish(tmp, path, overwrite=overwrite)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp)
-        elif tmp.exists():
-            tmp.unlink()
-    return path
+    return write_atomically(path, lambda tmp: _run(write(out, tmp), progress),
+                            overwrite=overwrite)
 
 
 def _run(delayed: Any, progress: bool) -> None:

@@ -52,7 +52,7 @@ EVENT_KINDS: dict[str, tuple[str, ...]] = {
 
 # colour, line style, line width and where the marks go ("full": across every cell row;
 # "upper"/"lower": halves of a strip above the rows)
-_EVENT_STYLE: dict[str, tuple[str, str, float, str]] = {
+_EVENT_STYLE: dict[str, tuple[str, Any, float, str]] = {
     "changes": ("#00d5ff", "solid", 1.2, "full"),
     "sham_changes": ("#9d9dff", "dashed", 1.2, "full"),
     "omissions": ("#ff8c1a", "dotted", 1.4, "full"),
@@ -629,7 +629,7 @@ def plot_stimulus_response(
             f"and {_TRELATIVE!r}; got dims {traces.dims}"
         )
         raise SchemaError(msg)
-    event_dim = others[0]
+    event_dim = str(others[0])
     # the traced variable: attrs["data"] of a stimulus_response Dataset, else the array name
     named = source.attrs.get("data") if isinstance(source, xr.Dataset) else None
     what = str(named) if isinstance(named, str) and named else str(traces.name or "response")

@@ -1,36 +1,42 @@
-"""Event-locked responses and response metrics (xarray layer over ``_compute``).
+"""Event-locked responses (xarray layer over ``_compute``).
 
 :func:`stimulus_response` cuts any trace of a session (ΔF/F, events, running speed, pupil
 area, lick rate, ...) around events (image flashes, changes, omissions, a boolean column of
 the presentations, licks, rewards or explicit times) into one labeled cube, with the mean
 response and baseline of every event and, on request, the gray-screen shuffle p-value of
 each response.  :func:`trial_response` does the same aligned on the trials' ``change_time``.
-The metrics (:func:`image_selectivity`, :func:`lifetime_sparseness`, :func:`reliability`,
-:func:`fraction_significant_responses`) take what those return.
+The metrics that take what those return (:func:`~ophys_xr.metrics.image_selectivity`,
+:func:`~ophys_xr.metrics.lifetime_sparseness`, :func:`~ophys_xr.metrics.reliability`,
+:func:`~ophys_xr.metrics.fraction_significant_responses`) live in :mod:`ophys_xr.metrics`;
+they are re-exported here.
 
 The definitions are those of the Allen analysis helpers — brain_observatory_utilities
 (BOU) ``get_stimulus_response_xr`` / ``event_triggered_response`` and
-visual_behavior_analysis (VBA) ``get_trials_response_xr`` / ``cell_metrics`` — and each
-docstring states them, with the few places where ophys_xr does something else on purpose.
-The cube is built in one vectorised gather (indices and weights computed once for all
-events, then applied to all cells at once); on dask input it is lazy, one task per block of
-cells with the whole time axis in each block.
+visual_behavior_analysis (VBA) ``get_trials_response_xr`` — and each docstring states them,
+with the few places where ophys_xr does something else on purpose.  The cube is built in
+one vectorised gather (indices and weights computed once for all events, then applied to
+all cells at once, :func:`ophys_xr._compute.eventlocked_responses`); on dask input it is
+lazy, one task per block of cells with the whole time axis in each block.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from ophys_xr import _compute, _options
 from ophys_xr.exceptions import MissingDataError, OptionError, SchemaError
+from ophys_xr.metrics import (
+    fraction_significant_responses,
+    image_selectivity,
+    lifetime_sparseness,
+    reliability,
+)
 from ophys_xr.variables import SPECS, validate
 
 __all__ = [
@@ -91,10 +97,6 @@ class _Params:
     seed: int | None
 
 
-def _real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-
-
 def _check_params(
     window: Sequence[float],
     response_window: float,
@@ -105,19 +107,8 @@ def _check_params(
     n_shuffles: int,
     seed: int | None,
 ) -> _Params:
-    ok = (
-        isinstance(window, Sequence | np.ndarray)
-        and not isinstance(window, str)
-        and len(window) == 2
-        and all(_real(v) and math.isfinite(v) for v in window)
-    )
-    if not ok or not float(window[0]) < float(window[1]):
-        msg = (
-            f"window must be (start, end) in seconds relative to the event with start < end, "
-            f"e.g. (-0.5, 0.75); got {window!r}"
-        )
-        raise OptionError(msg)
-    w0, w1 = float(window[0]), float(window[1])
+    w0, w1 = _options.interval(window, "window", unit="seconds relative to the event",
+                               example="(-0.5, 0.75)")
     for name, value in (("response_window", response_window),
                         ("baseline_window", baseline_window)):
         _options.positive_number(value, name, unit="seconds")
@@ -467,33 +458,6 @@ def _shuffle_starts(ds: xr.Dataset, tr: _Trace, n_frames: int, params: _Params
 # ---------------------------------------------------------------------------------------
 
 
-def _grid_selection(grid: np.ndarray, lo: float, hi: float, what: str) -> slice:
-    inside = np.flatnonzero((grid >= lo) & (grid <= hi))
-    if inside.size == 0:
-        msg = (f"the {what} window [{lo}, {hi}] s holds no point of the time grid "
-               f"{grid[0]:.4f} .. {grid[-1]:.4f} s (step {np.diff(grid).mean():.4f} s); "
-               "make it longer or raise sampling_rate")
-        raise OptionError(msg)
-    return slice(int(inside[0]), int(inside[-1]) + 1)
-
-
-def _response_block(
-    x: np.ndarray, *, first: np.ndarray, second: np.ndarray | None, weight: np.ndarray | None,
-    response: slice, baseline: slice, starts: np.ndarray | None, n_frames: int,
-) -> tuple[np.ndarray, ...]:
-    # x is (..., time) (apply_ufunc puts the core dim last); the cube comes out C-ordered
-    # (..., events, offsets), so that dask joins the blocks with plain copies
-    cube = _compute.eventlocked_gather(x, first, second, weight)
-    mean_response = _compute.window_mean(cube, response, axis=-1)
-    mean_baseline = _compute.window_mean(cube, baseline, axis=-1)
-    out = [cube, mean_response, mean_baseline]
-    if starts is not None:
-        null = _compute.gray_screen_null_means(np.moveaxis(x, -1, 0), starts, n_frames)
-        p = _compute.shuffle_p_values(np.moveaxis(mean_response, -1, 0), null)
-        out.append(np.moveaxis(p, 0, -1))
-    return tuple(out)
-
-
 def _response(ds: xr.Dataset, tr: _Trace, ev: _Events, params: _Params) -> xr.Dataset:
     ts = tr.timestamps
     data_rate = _compute.mean_sampling_rate(ts)
@@ -510,8 +474,8 @@ def _response(ds: xr.Dataset, tr: _Trace, ev: _Events, params: _Params) -> xr.Da
         grid = np.arange(start, stop) / rate
         first = _compute.nearest_plan(ts, ev.times, start, stop, rate)
         second = weight = None
-    response = _grid_selection(grid, 0.0, params.response_window, "response")
-    baseline = _grid_selection(grid, -params.baseline_window, 0.0, "baseline")
+    response = _compute.window_slice(grid, 0.0, params.response_window, "response")
+    baseline = _compute.window_slice(grid, -params.baseline_window, 0.0, "baseline")
     starts = None
     n_frames = 0
     gray: tuple[float, float] | None = None
@@ -533,7 +497,7 @@ def _response(ds: xr.Dataset, tr: _Trace, ev: _Events, params: _Params) -> xr.Da
         da = da.copy(data=da.data.rechunk(chunks))
     n_out = 4 if starts is not None else 3
     outputs = xr.apply_ufunc(
-        _response_block, da,
+        _compute.eventlocked_responses, da,
         input_core_dims=[[tr.clock]],
         output_core_dims=[[ev.dim, TREL], [ev.dim], [ev.dim], [ev.dim]][:n_out],
         dask="parallelized",
@@ -801,327 +765,3 @@ def trial_response(
     tr = _trace(ds, data)
     ev = _trial_events(ds)
     return _response(ds, tr, ev, params)
-
-
-# ---------------------------------------------------------------------------------------
-# metrics
-# ---------------------------------------------------------------------------------------
-
-
-def _event_dim(response: xr.Dataset, name: str, purpose: str) -> str:
-    if not isinstance(response, xr.Dataset) or name not in response.data_vars:
-        have = sorted(map(str, response.data_vars)) if isinstance(response, xr.Dataset) else []
-        hint = (" Compute it with stimulus_response(..., p_value=True)."
-                if name == "p_value_gray_screen" else
-                " Pass what stimulus_response / trial_response return.")
-        msg = f"{purpose} needs the variable {name!r}; the Dataset has {have}.{hint}"
-        raise MissingDataError(msg)
-    dims = [d for d in response[name].dims if d not in (CELL, TREL)]
-    if len(dims) != 1:
-        msg = (f"{purpose}: {name!r} must have exactly one event dimension besides {CELL!r} "
-               f"and {TREL!r}; it has dims {response[name].dims}")
-        raise SchemaError(msg)
-    return str(dims[0])
-
-
-def _group_codes(response: xr.Dataset, by: Hashable, dim: str) -> tuple[np.ndarray, np.ndarray]:
-    if by not in response.coords or response[by].dims != (dim,):
-        choices = [str(n) for n, c in response.coords.items() if c.dims == (dim,) and n != dim]
-        msg = f"by={by!r} must be a coordinate along {dim!r}; choices: {choices}"
-        raise OptionError(msg)
-    codes, uniques = pd.factorize(np.asarray(response[by].values), sort=True)
-    return np.asarray(codes, dtype=np.int64), np.asarray(uniques)
-
-
-def _image_block(values: np.ndarray, *, codes: np.ndarray, n_groups: int
-                 ) -> tuple[np.ndarray, ...]:
-    sums, counts = _compute.group_sums(values, codes, n_groups)
-    ok = counts > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        means = np.where(ok, sums / counts, np.nan)
-    none = ~ok.any(axis=-1)
-    pref = np.where(none, -1, np.argmax(np.where(ok, means, -np.inf), axis=-1))
-    non_pref = np.where(none, -1, np.argmin(np.where(ok, means, np.inf), axis=-1))
-
-    def pick(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        got = np.take_along_axis(a, np.maximum(idx, 0)[..., np.newaxis], axis=-1)[..., 0]
-        return np.where(idx < 0, np.nan, got)
-
-    pref_mean = pick(means, pref)
-    rest_n = counts.sum(axis=-1) - pick(counts.astype(np.float64), pref)
-    rest_s = sums.sum(axis=-1) - pick(sums, pref)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rest_mean = np.where(rest_n > 0, rest_s / rest_n, np.nan)
-    return (means, pref, non_pref,
-            _compute.selectivity_index(pref_mean, pick(means, non_pref)),
-            _compute.selectivity_index(pref_mean, rest_mean))
-
-
-def _names_block(idx: np.ndarray, *, names: np.ndarray) -> np.ndarray:
-    labels = np.asarray(names, dtype=object)
-    out = np.empty(idx.shape, dtype=object)
-    out[...] = ""
-    ok = idx >= 0
-    out[ok] = labels[idx[ok]]
-    return out
-
-
-def image_selectivity(response: xr.Dataset, *, by: Hashable = "image_name") -> xr.Dataset:
-    """Preferred image and image selectivity indices of each cell (VBA ``cell_metrics``).
-
-    Parameters
-    ----------
-    response
-        What :func:`stimulus_response` returns (e.g. for ``event="changes"`` or
-        ``"images"``; select events first if wanted, e.g. ``response.where(...)``).
-    by
-        Coordinate along the event dim that names the images.
-
-    Returns
-    -------
-    xarray.Dataset
-        Per cell:
-
-        * ``image_mean_response`` (cell, ``by``) — mean of ``mean_response`` over the
-          presentations of each image (NaN skipped);
-        * ``pref_image`` / ``non_pref_image`` — the image with the largest / smallest mean
-          (the first in sorted order on ties, as VBA; ``""`` when all are NaN);
-        * ``image_selectivity_index`` — ``(pref - non_pref) / (pref + non_pref)`` of the
-          image means (VBA ``get_image_selectivity_index_pref_non_pref``);
-        * ``image_selectivity_index_one_vs_all`` — ``(pref - rest) / (pref + rest)`` where
-          ``rest`` is the mean over all presentations of the other images (VBA
-          ``get_image_selectivity_index_one_vs_all``).
-
-        Indices are NaN where the denominator is 0.  Lazy on dask input.
-
-    Raises
-    ------
-    MissingDataError
-        No ``mean_response``.
-    OptionError
-        ``by`` is not a coordinate along the event dim.
-    """
-    dim = _event_dim(response, "mean_response", "image_selectivity")
-    codes, groups = _group_codes(response, by, dim)
-    group_dim = str(by)
-    means, pref, non_pref, isi, ova = xr.apply_ufunc(
-        _image_block, response["mean_response"],
-        input_core_dims=[[dim]], output_core_dims=[[group_dim], [], [], [], []],
-        dask="parallelized",
-        output_dtypes=[np.float64, np.int64, np.int64, np.float64, np.float64],
-        dask_gufunc_kwargs={"output_sizes": {group_dim: groups.size}, "allow_rechunk": True},
-        kwargs={"codes": codes, "n_groups": groups.size},
-    )
-    names = {"dask": "parallelized", "output_dtypes": [object], "kwargs": {"names": groups}}
-    out = xr.Dataset({
-        "image_mean_response": means.assign_attrs(
-            description=f"Mean of mean_response over the presentations of each {group_dim}"),
-        "pref_image": xr.apply_ufunc(_names_block, pref, **names).assign_attrs(
-            description=f"{group_dim} with the largest image_mean_response"),
-        "non_pref_image": xr.apply_ufunc(_names_block, non_pref, **names).assign_attrs(
-            description=f"{group_dim} with the smallest image_mean_response"),
-        "image_selectivity_index": isi.assign_attrs(
-            description="(pref - non_pref) / (pref + non_pref) of image_mean_response"),
-        "image_selectivity_index_one_vs_all": ova.assign_attrs(
-            description="(pref - rest) / (pref + rest); rest = mean response of all "
-                        "presentations of the other images"),
-    })
-    out = out.assign_coords({group_dim: groups})
-    out.attrs = dict(response.attrs) | {"by": group_dim}
-    return out
-
-
-def _sparseness_block(values: np.ndarray, *, codes: np.ndarray, n_groups: int) -> np.ndarray:
-    sums, counts = _compute.group_sums(values, codes, n_groups)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        means = np.where(counts > 0, sums / counts, np.nan)
-    return _compute.lifetime_sparseness(means)
-
-
-def lifetime_sparseness(response: xr.Dataset, *, by: Hashable = "image_name") -> xr.DataArray:
-    """Lifetime sparseness of each cell over the image means (VBA ``compute_lifetime_sparseness``).
-
-    ``(1 - (1/N) (Σ r_i)² / Σ r_i²) / (1 - 1/N)`` where ``r_i`` is the mean of
-    ``mean_response`` over the presentations of image ``i`` and ``N`` the number of images
-    (those with a mean; NaN with fewer than two, or when every ``r_i`` is 0).
-
-    Parameters
-    ----------
-    response
-        What :func:`stimulus_response` returns.
-    by
-        Coordinate along the event dim that names the images.
-
-    Returns
-    -------
-    xarray.DataArray
-        ``lifetime_sparseness`` per cell; lazy on dask input.
-
-    Raises
-    ------
-    MissingDataError
-        No ``mean_response``.
-    OptionError
-        ``by`` is not a coordinate along the event dim.
-    """
-    dim = _event_dim(response, "mean_response", "lifetime_sparseness")
-    codes, groups = _group_codes(response, by, dim)
-    out = xr.apply_ufunc(
-        _sparseness_block, response["mean_response"], input_core_dims=[[dim]],
-        dask="parallelized", output_dtypes=[np.float64],
-        dask_gufunc_kwargs={"allow_rechunk": True},
-        kwargs={"codes": codes, "n_groups": groups.size},
-    )
-    out.name = "lifetime_sparseness"
-    out.attrs = {"description": f"Lifetime sparseness over the {groups.size} {by} means of "
-                                "mean_response (VBA)"}
-    return out
-
-
-def _by_codes(response: xr.Dataset, by: Hashable | None, dim: str
-              ) -> tuple[np.ndarray, np.ndarray | None]:
-    if by is None:
-        return np.zeros(response.sizes[dim], dtype=np.int64), None
-    return _group_codes(response, by, dim)
-
-
-def _reliability_block(cube: np.ndarray, *, codes: np.ndarray, n_groups: int, points: slice,
-                       min_events: int, grouped: bool) -> np.ndarray:
-    x = cube[..., points]  # (..., events, points)
-    out = [_compute.reliability(x[..., codes == g, :], min_events) for g in range(n_groups)]
-    return np.stack(out, axis=-1) if grouped else out[0]
-
-
-def reliability(
-    response: xr.Dataset, *, by: Hashable | None = None, min_events: int = 6
-) -> xr.DataArray:
-    """Trial-to-trial reliability: mean pairwise correlation of the response-window traces.
-
-    VBA ``compute_reliability``: for each cell, the Pearson correlation between the
-    response-window parts of every pair of event-locked traces, averaged (``nanmean`` of
-    the lower triangle of ``np.corrcoef``); NaN with fewer than ``min_events`` events (VBA:
-    more than 5).  The response window is the points of ``eventlocked_timestamps`` with
-    ``0 <= t <= response_window`` (those of ``mean_response``; VBA takes
-    ``int(response_window × frame rate)`` frames from the frame at 0 s).  Traces with a NaN
-    or no variance are left out, as ``nanmean`` leaves out their correlations.
-
-    Parameters
-    ----------
-    response
-        What :func:`stimulus_response` / :func:`trial_response` return.
-    by
-        None for one value per cell over all events, or a coordinate along the event dim
-        (e.g. ``"image_name"``) for one value per cell and group.
-    min_events
-        Minimum number of events (of the cell, or of the group).
-
-    Returns
-    -------
-    xarray.DataArray
-        ``reliability`` (cell) or (cell, ``by``); lazy on dask input.
-
-    Raises
-    ------
-    MissingDataError
-        No ``eventlocked_traces``.
-    OptionError
-        ``by`` is not a coordinate along the event dim; ``min_events < 2``; no
-        ``response_window`` attribute.
-    """
-    if isinstance(min_events, bool) or not isinstance(min_events, numbers.Integral) \
-            or min_events < 2:
-        msg = f"min_events must be an integer >= 2, got {min_events!r}"
-        raise OptionError(msg)
-    dim = _event_dim(response, "eventlocked_traces", "reliability")
-    if TREL not in response.coords or "response_window" not in response.attrs:
-        msg = (f"reliability needs the {TREL!r} coordinate and the 'response_window' attribute "
-               "that stimulus_response sets")
-        raise OptionError(msg)
-    grid = np.asarray(response[TREL].values, dtype=np.float64)
-    points = _grid_selection(grid, 0.0, float(response.attrs["response_window"]), "response")
-    codes, groups = _by_codes(response, by, dim)
-    n_groups = 1 if groups is None else groups.size
-    traces = response["eventlocked_traces"].transpose(..., dim, TREL)
-    out = xr.apply_ufunc(
-        _reliability_block, traces, input_core_dims=[[dim, TREL]],
-        output_core_dims=[[] if groups is None else [str(by)]],
-        dask="parallelized", output_dtypes=[np.float64],
-        dask_gufunc_kwargs={"allow_rechunk": True,
-                            **({} if groups is None else {"output_sizes": {str(by): n_groups}})},
-        kwargs={"codes": codes, "n_groups": n_groups, "points": points,
-                "min_events": int(min_events), "grouped": groups is not None},
-    )
-    if groups is not None:
-        out = out.assign_coords({str(by): groups})
-    out.name = "reliability"
-    out.attrs = {"description": "Mean pairwise Pearson correlation of the response-window "
-                                f"traces (0 <= t <= {response.attrs['response_window']} s)"}
-    return out
-
-
-def _fraction_block(p: np.ndarray, *, codes: np.ndarray, n_groups: int, alpha: float,
-                    grouped: bool) -> np.ndarray:
-    finite = ~np.isnan(p)
-    sig = np.where(finite, p < alpha, False)
-    out = []
-    for g in range(n_groups):
-        sel = codes == g
-        n = finite[..., sel].sum(axis=-1)
-        k = sig[..., sel].sum(axis=-1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out.append(np.where(n > 0, k / n, np.nan))
-    return np.stack(out, axis=-1) if grouped else out[0]
-
-
-def fraction_significant_responses(
-    response: xr.Dataset, *, alpha: float = 0.05, by: Hashable | None = None
-) -> xr.DataArray:
-    """Fraction of events whose gray-screen p-value is below ``alpha`` (VBA ``cell_metrics``).
-
-    VBA ``get_fraction_significant_p_value_gray_screen``: ``len(p < 0.05) / len(group)``.
-    Here the denominator counts the events with a p-value (NaN p-values, e.g. of events at
-    the session edges, are left out instead of counting as not significant).
-
-    Parameters
-    ----------
-    response
-        What :func:`stimulus_response` returns with ``p_value=True``.
-    alpha
-        Significance level, in (0, 1].
-    by
-        None, or a coordinate along the event dim for one value per cell and group.
-
-    Returns
-    -------
-    xarray.DataArray
-        ``fraction_significant_p_value_gray_screen`` (cell) or (cell, ``by``); NaN where no
-        event has a p-value; lazy on dask input.
-
-    Raises
-    ------
-    MissingDataError
-        No ``p_value_gray_screen`` (compute with ``p_value=True``).
-    OptionError
-        Invalid ``alpha`` or ``by``.
-    """
-    if not (_real(alpha) and 0 < alpha <= 1):
-        msg = f"alpha must be a number in (0, 1], got {alpha!r}"
-        raise OptionError(msg)
-    dim = _event_dim(response, "p_value_gray_screen", "fraction_significant_responses")
-    codes, groups = _by_codes(response, by, dim)
-    n_groups = 1 if groups is None else groups.size
-    out = xr.apply_ufunc(
-        _fraction_block, response["p_value_gray_screen"], input_core_dims=[[dim]],
-        output_core_dims=[[] if groups is None else [str(by)]],
-        dask="parallelized", output_dtypes=[np.float64],
-        dask_gufunc_kwargs={"allow_rechunk": True,
-                            **({} if groups is None else {"output_sizes": {str(by): n_groups}})},
-        kwargs={"codes": codes, "n_groups": n_groups, "alpha": float(alpha),
-                "grouped": groups is not None},
-    )
-    if groups is not None:
-        out = out.assign_coords({str(by): groups})
-    out.name = "fraction_significant_p_value_gray_screen"
-    out.attrs = {"description": f"Fraction of events with p_value_gray_screen < {alpha}",
-                 "alpha": float(alpha)}
-    return out

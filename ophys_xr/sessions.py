@@ -23,6 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from ophys_xr.exceptions import OphysXrError, OptionError
+from ophys_xr.formats import FORMATS, read_metadata
 
 __all__ = [
     "CATALOG_COLUMNS",
@@ -35,6 +36,10 @@ __all__ = [
 ]
 
 Source = str | os.PathLike[str]
+
+#: Suffixes of the session folders (stores) and files that a directory search finds.
+_STORE_SUFFIXES = frozenset(FORMATS["zarr"].suffixes)
+_FILE_SUFFIXES = frozenset(s for f in FORMATS.values() for s in f.suffixes) - _STORE_SUFFIXES
 
 #: Columns of :func:`catalog`, in order.
 CATALOG_COLUMNS = (
@@ -79,18 +84,8 @@ def read_session_metadata(source: Source) -> dict[str, Any]:
     dict
         The keys of :data:`CATALOG_COLUMNS` (``error`` is None).
     """
-    from ophys_xr.io import open_session
-
     path = Path(os.fspath(source)).expanduser()
-    if path.suffix.lower() == ".nwb" or (path.is_file() and path.suffix.lower() != ".nc"):
-        meta = _nwb_metadata(path)
-    else:
-        with open_session(path) as ds:
-            time = ds["time"].values
-            meta = dict(ds.attrs)
-            meta["n_cells"] = int(ds.sizes["cell_specimen_id"])
-            meta["n_valid_cells"] = int(ds["valid_roi"].values.sum())
-            meta["duration_s"] = float(time[-1] - time[0]) if time.size else 0.0
+    meta = read_metadata(path)
     row = {key: meta.get(key) for key in CATALOG_COLUMNS}
     row["session_number"] = _session_number(meta.get("session_type"))
     row["experience_level"] = _experience_level(meta.get("session_type"))
@@ -99,40 +94,19 @@ def read_session_metadata(source: Source) -> dict[str, Any]:
     return row
 
 
-def _nwb_metadata(path: Path) -> dict[str, Any]:
-    from ophys_xr.backends import nwb
-
-    nwb._check_path(path)
-    f = nwb._open_h5(path)
-    try:
-        layout = nwb.detect_layout(f, str(path))
-        meta = nwb._metadata(f, layout)
-        valid = f[f"{nwb.SEG}/valid_roi"][()]
-        meta["n_cells"] = int(valid.size)
-        meta["n_valid_cells"] = int(valid.sum())
-        ts = f[f"{nwb.OPHYS}/dff/traces/timestamps"]
-        meta["duration_s"] = float(ts[-1] - ts[0]) if ts.shape[0] else 0.0
-    except KeyError as err:
-        msg = f"{str(path)!r} lacks an item every AllenSDK ophys NWB file has ({err})"
-        raise OphysXrError(msg) from err
-    finally:
-        f.close()
-    return meta
-
-
 def _expand(sources: Source | Iterable[Source]) -> list[Path]:
     """Session paths: the sources themselves, or the session files in a directory."""
     if not isinstance(sources, str | os.PathLike):
         return [Path(os.fspath(s)).expanduser() for s in sources]
     root = Path(os.fspath(sources)).expanduser()
-    if not root.is_dir() or root.suffix.lower() == ".zarr":
+    if not root.is_dir() or root.suffix.lower() in _STORE_SUFFIXES:
         return [root]
     found: list[Path] = []
     for folder, subdirs, files in os.walk(root):
-        stores = [d for d in subdirs if d.lower().endswith(".zarr")]
+        stores = [d for d in subdirs if Path(d).suffix.lower() in _STORE_SUFFIXES]
         found += [Path(folder, d) for d in stores]
         subdirs[:] = [d for d in subdirs if d not in stores]  # do not descend into stores
-        found += [Path(folder, f) for f in files if Path(f).suffix.lower() in (".nwb", ".nc")]
+        found += [Path(folder, f) for f in files if Path(f).suffix.lower() in _FILE_SUFFIXES]
     return sorted(found)
 
 
@@ -250,7 +224,12 @@ def open_sessions(
         nodes[key] = ds
     tree = xr.DataTree.from_dict(nodes)
     closers = [ds.close for ds in datasets]
-    tree.set_close(lambda: [close() for close in closers])
+
+    def close_all() -> None:
+        for close in closers:
+            close()
+
+    tree.set_close(close_all)
     return tree
 
 

@@ -1,10 +1,12 @@
-"""Synthetic Visual Behavior Ophys sessions, and an NWB writer in the AllenSDK layout.
+"""Synthetic Visual Behavior Ophys sessions, for tests, examples and benchmarks.
 
 :func:`simulate_session` builds a deterministic (seeded) session Dataset that is valid
 under the schema (:mod:`ophys_xr.variables`): plausible numbers, no biology claimed.
-:func:`write_nwb` writes a session Dataset (simulated, or opened from a file) as an NWB
-file in the layout AllenSDK 2.16.2 writes (``"2023"``, the VBO v1.1.0 release) or in the
-layout of the 2021 releases (``"2021"``), with h5py only.  Opening the written file with
+:func:`write_nwb` (:mod:`ophys_xr.backends.nwb_writer`, re-exported here) writes a session
+Dataset (simulated, or opened from a file) as an NWB file in the layout AllenSDK 2.16.2
+writes (``"2023"``, the VBO v1.1.0 release) or in the layout of the 2021 releases
+(``"2021"``), with h5py only; :func:`write_session_nwb` is the two in one.  Opening the
+written file with
 ``ophys_xr.open_session(path, exclude_invalid_rois=False)`` gives back the Dataset::
 
     expected = simulate_session(n_cells=20, minutes=5.0, seed=3)
@@ -18,30 +20,31 @@ and are written block by block, so memory is bounded by a block of frames.
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import os
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import xarray as xr
 
-from ophys_xr.exceptions import OptionError, SchemaError
+from ophys_xr import _options
+from ophys_xr.backends.nwb_writer import (
+    DEFAULT_IMAGE_SET as _IMAGE_SET,
+    LAYOUTS,
+    LayoutName as Layout,
+    write_nwb,
+)
+from ophys_xr.exceptions import OptionError
 from ophys_xr.model import create_session_dataset
-from ophys_xr.variables import TRIAL_COLUMNS
+from ophys_xr.variables import INT_NULL
 
-__all__ = ["simulate_session", "write_nwb", "write_session_nwb"]
+__all__ = ["LAYOUTS", "simulate_session", "write_nwb", "write_session_nwb"]
 
-Layout = Literal["2023", "2021"]
-LAYOUTS: tuple[str, ...] = ("2023", "2021")
-
-INT_NULL = -99
 #: Nominal and actual stimulus (monitor vsync) rates; monitors run slightly slow.
 STIMULUS_FRAME_RATE = 60.0
 _STIM_PERIOD = 1.0 / 59.95
@@ -53,10 +56,11 @@ _FIRST_FLASH_FRAME = 8
 #: AllenSDK fallback monitor delay (s) of behaviour sessions.
 _MONITOR_DELAY = 0.02115
 _IMAGE_NAMES = ("im065", "im077", "im066", "im085", "im063", "im062", "im069", "im061")
-_IMAGE_SET = "Natural_Images_Lum_Matched_set_training_2017.07.14"
 _STIMULUS_NAME = "Natural_Images_Lum_Matched_set_training_2017"
 _SESSION_TYPE = "OPHYS_1_images_A"
+_PASSIVE_SESSION_TYPE = "OPHYS_2_images_A_passive"
 _BLOCK_NAME = "change_detection_behavior"
+_PASSIVE_BLOCK_NAME = "change_detection_passive"
 _EQUIPMENT = "CAM2P.4"
 _PIXEL_SPACING_MM = 0.00078125
 #: (full genotype, reporter line, driver lines)
@@ -131,6 +135,7 @@ def simulate_session(
     image_names: Sequence[str] | None = None,
     fov: tuple[int, int] = (64, 64),
     layout: Layout = "2023",
+    passive: bool = False,
     chunk_frames: int | None = None,
     nan_traces: bool = False,
     nan_eye: bool = False,
@@ -185,6 +190,11 @@ def simulate_session(
         neuropil traces, no ``r``/``RMSE``, projections float32 in [0, 1], presentation
         times without monitor delay, fewer presentation columns, ``project_code``
         ``'Not Available'``, no ``targeted_imaging_depth``).
+    passive
+        A passive session (``OPHYS_2_images_A_passive``, a third of the released
+        experiments): the mouse sees the change-detection block with the lick spout
+        retracted, so there are no licks and no rewards, every trial is a miss (go) or a
+        correct reject (catch), and the block is named ``change_detection_passive``.
     chunk_frames
         Frames per dask block of the traces (default: about 8 MB per trace and block).
         Values do not depend on it.
@@ -215,8 +225,9 @@ def simulate_session(
     n_rois = _check_options(n_cells, minutes, seed, n_invalid, n_unmatched, ophys_frame_rate,
                             template_shape, len(names), fov, layout, chunk_frames)
     stim_ts, ophys_ts, eye_ts = _clocks(seed, minutes, ophys_frame_rate)
+    _options.boolean(passive, "passive")
     attrs = _session_attrs(seed, ophys_frame_rate, fov, layout, len(stim_ts),
-                           eye_tracking=eye_tracking, templates=templates)
+                           eye_tracking=eye_tracking, templates=templates, passive=passive)
     variables: dict[str, Any] = {
         "time": ophys_ts,
         "stimulus_frame": np.arange(len(stim_ts), dtype=np.int64),
@@ -232,7 +243,8 @@ def simulate_session(
     variables.update(_trace_arrays(trace_params, min(chunk_frames, len(ophys_ts))))
     variables.update(_motion(seed, len(ophys_ts), cells))
     variables.update(_projections(seed, fov, cells, layout))
-    variables.update(_behavior(seed, stim_ts, names, layout, licks=licks, rewards=rewards))
+    variables.update(_behavior(seed, stim_ts, names, layout, licks=licks and not passive,
+                               rewards=rewards and not passive, passive=passive))
     variables.update(_running(seed, stim_ts))
     if nan_running:
         _blank(variables, ("running_speed", "raw_running_speed", "dx"),
@@ -312,11 +324,7 @@ def _check_options(n_cells: int, minutes: float, seed: int, n_invalid: int, n_un
                    ophys_frame_rate: float, template_shape: Sequence[int], n_images: int,
                    fov: Sequence[int], layout: str, chunk_frames: int | None) -> int:
     def integer(value: Any, name: str, minimum: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) \
-                or value < minimum:
-            msg = f"{name} must be an integer >= {minimum}, got {value!r}"
-            raise OptionError(msg)
-        return int(value)
+        return _options.integer(value, name, minimum=minimum)
 
     n_rois = integer(n_cells, "n_cells", 0) + integer(n_invalid, "n_invalid", 0)
     if n_rois < 1:
@@ -367,7 +375,8 @@ def _clocks(seed: int, minutes: float, ophys_frame_rate: float
 
 
 def _session_attrs(seed: int, ophys_frame_rate: float, fov: Sequence[int], layout: str,
-                   n_stim: int, *, eye_tracking: bool, templates: bool) -> dict[str, Any]:
+                   n_stim: int, *, eye_tracking: bool, templates: bool, passive: bool
+                   ) -> dict[str, Any]:
     """Session attributes as the NWB reader returns them (same keys, same order)."""
     rng = _rng(seed, _S_META)
     genotype, reporter, drivers = _GENOTYPES[int(rng.integers(len(_GENOTYPES)))]
@@ -376,15 +385,16 @@ def _session_attrs(seed: int, ophys_frame_rate: float, fov: Sequence[int], layou
         microseconds=int(rng.integers(1, 1000)) * 1000)
     depth = int(rng.choice([150, 175, 225, 275, 375]))
     ids = 880_000_000 + rng.choice(1_000_000, 4, replace=False)
+    session_type = _PASSIVE_SESSION_TYPE if passive else _SESSION_TYPE
     task = {**_TASK_PARAMETERS, "image_set": "images_A", "n_stimulus_frames": int(n_stim),
-            "session_type": _SESSION_TYPE,
+            "session_type": session_type,
             "stimulus_name": _STIMULUS_NAME if layout == "2023" else None}
     attrs: dict[str, Any] = {
         "equipment_name": _EQUIPMENT,
         "sex": str(rng.choice(["F", "M"])),
         "age_in_days": int(rng.integers(90, 220)),
         "stimulus_frame_rate": STIMULUS_FRAME_RATE,
-        "session_type": _SESSION_TYPE,
+        "session_type": session_type,
         "date_of_acquisition": acquired.isoformat(timespec="microseconds"),
         "reporter_line": reporter,
         "cre_line": genotype.split(";")[0].replace("/wt", ""),
@@ -552,15 +562,16 @@ def _trace_block(p: _TraceParams, start: int, stop: int) -> np.ndarray:
             np_noise[:, a - start:z - start] = part[2][:, a - b0:z - b0]
         del part
     calcium = np.zeros((n, length))
-    roi, frame = np.nonzero(events)
+    event_roi, frame = np.nonzero(events)
     cols = (frame - skip)[:, None] + np.arange(n_taps)[None, :]
-    vals = events[roi, frame][:, None] * p.kernels[roi]
-    rows = np.broadcast_to(roi[:, None], cols.shape)
+    vals = events[event_roi, frame][:, None] * p.kernels[event_roi]
+    rows = np.broadcast_to(event_roi[:, None], cols.shape)
     ok = (cols >= 0) & (cols < length)
     np.add.at(calcium, (rows[ok], cols[ok]), vals[ok])
     dff = calcium + p.noise_std[:, None] * noise
     t = np.arange(start, stop) / p.rate
-    neuropil = p.np_base[:, None] * (1.0 + 0.05 * np.sin(2 * np.pi * t / 47.0 + p.np_phase[:, None]))
+    phase = p.np_phase[:, None]
+    neuropil = p.np_base[:, None] * (1.0 + 0.05 * np.sin(2 * np.pi * t / 47.0 + phase))
     neuropil += 4.0 * np_noise
     corrected = p.f0[:, None] * (1.0 + dff)
     demixed = corrected + p.r[:, None] * neuropil
@@ -649,7 +660,7 @@ def _bout(rng: np.random.Generator, first: int, n_min: int, n_max: int) -> list[
 
 
 def _behavior(seed: int, stim_ts: np.ndarray, names: Sequence[str], layout: str, *,
-              licks: bool, rewards: bool) -> dict[str, Any]:
+              licks: bool, rewards: bool, passive: bool = False) -> dict[str, Any]:
     """Trials, licks, rewards and stimulus presentations of one change-detection block."""
     rng = _rng(seed, _S_BEHAVIOR)
     n_images = len(names)
@@ -680,8 +691,8 @@ def _behavior(seed: int, stim_ts: np.ndarray, names: Sequence[str], layout: str,
             kind = "catch"
         else:
             kind = "go"
-        trial = {"start_frame": int(starts[k]) - 1, "kind": kind, "initial": current,
-                 "change_flash": -1}
+        trial: dict[str, Any] = {"start_frame": int(starts[k]) - 1, "kind": kind,
+                                 "initial": current, "change_flash": -1}
         if kind == "aborted":
             flash = int(rng.integers(k + 1, change))
             bout = _bout(rng, int(starts[flash]) + int(rng.integers(5, 40)), 1, 3)
@@ -727,7 +738,8 @@ def _behavior(seed: int, stim_ts: np.ndarray, names: Sequence[str], layout: str,
             omitted[i] = True
     out = _trials(trials, stim_ts, starts, names, np.array(sorted(set(lick_frames))),
                   reward_frames)
-    out.update(_presentations(stim_ts, starts, image, omitted, names, out, trials, layout))
+    out.update(_presentations(stim_ts, starts, image, omitted, names, out, trials, layout,
+                              passive=passive))
     return out
 
 
@@ -799,7 +811,8 @@ def _trials(trials: list[dict[str, Any]], stim_ts: np.ndarray, starts: np.ndarra
 
 def _presentations(stim_ts: np.ndarray, starts: np.ndarray, image: np.ndarray,
                    omitted: np.ndarray, names: Sequence[str], trials: Mapping[str, Any],
-                   trial_list: list[dict[str, Any]], layout: str) -> dict[str, Any]:
+                   trial_list: list[dict[str, Any]], layout: str, *, passive: bool = False
+                   ) -> dict[str, Any]:
     """Stimulus presentations as the NWB reader returns them for ``layout``."""
     n = len(starts)
     n_images = len(names)
@@ -846,7 +859,8 @@ def _presentations(stim_ts: np.ndarray, starts: np.ndarray, image: np.ndarray,
             if t["kind"] in ("false_alarm", "correct_reject")]
     out.update({
         "stimulus_block": np.ones(n, dtype=np.int64),
-        "stimulus_block_name": np.full(n, _BLOCK_NAME, dtype=object),
+        "stimulus_block_name": np.full(n, _PASSIVE_BLOCK_NAME if passive else _BLOCK_NAME,
+                                       dtype=object),
         "movie_frame_index": np.full(n, INT_NULL, dtype=np.int64),
         "is_image_novel": np.where(omitted, np.nan, 0.0),
         "movie_repeat": np.full(n, INT_NULL, dtype=np.int64),
@@ -965,69 +979,7 @@ def _templates(seed: int, names: Sequence[str], shape: Sequence[int]) -> dict[st
 
 
 # --------------------------------------------------------------------------------------
-# writing NWB files
-
-_OPHYS = "processing/ophys"
-_SEG = f"{_OPHYS}/image_segmentation/cell_specimen_table"
-_EYE = "acquisition/EyeTracking"
-_NS_BEHAVIOR = "ndx-aibs-behavior-ophys"
-_NWB_VERSION = "2.7.0"
-#: Bytes of traces per written block (all ROIs x a block of frames, per variable).
-_WRITE_BLOCK_BYTES = 8 * 2**20
-_CELL_COLUMNS = {
-    "cell_specimen_id": "Unified id of segmented cell across experiments (after cell matching)",
-    "height": "Height of ROI in pixels",
-    "mask_image_plane": "Which image plane an ROI resides on. Overlapping ROIs are stored on "
-                        "different mask image planes.",
-    "max_correction_down": "Max motion correction in down direction in pixels",
-    "max_correction_left": "Max motion correction in left direction in pixels",
-    "max_correction_right": "Max motion correction in right direction in pixels",
-    "max_correction_up": "Max motion correction in up direction in pixels",
-    "valid_roi": "Indicates if cell classification found the ROI to be a cell or not",
-    "width": "Width of ROI in pixels",
-    "x": "x position of ROI in Image Plane in pixels (top left corner)",
-    "y": "y position of ROI in Image Plane in pixels (top left corner)",
-}
-#: Presentation columns of the 2023 layout in file order (file column, Dataset variable).
-_PRESENTATION_COLUMNS_2023 = (
-    ("start_time", "start_time"), ("stop_time", "end_time"),
-    ("stimulus_block", "stimulus_block"), ("stimulus_block_name", "stimulus_block_name"),
-    ("image_index", "image_index"), ("image_name", "image_name"),
-    ("movie_frame_index", "movie_frame_index"), ("duration", "duration"),
-    ("start_frame", "start_frame"), ("end_frame", "end_frame"), ("is_change", "is_change"),
-    ("is_image_novel", "is_image_novel"), ("omitted", "omitted"),
-    ("movie_repeat", "movie_repeat"), ("flashes_since_change", "flashes_since_change"),
-    ("trials_id", "stimulus_presentations_trials_id"), ("image_set", None),
-    ("active", "active"), ("is_sham_change", "is_sham_change"),
-    ("stimulus_name", "stimulus_name"),
-)
-#: Presentation columns of the 2021 layout (one table per image name).
-_PRESENTATION_COLUMNS_2021 = (
-    ("start_time", "start_time"), ("stop_time", "end_time"), ("duration", "duration"),
-    ("end_frame", "end_frame"), ("image_index", "image_index"), ("image_name", "image_name"),
-    ("image_set", None), ("index", None), ("is_change", "is_change"),
-    ("omitted", "omitted"), ("start_frame", "start_frame"),
-)
-_PRESENTATION_DESCRIPTIONS = {
-    "start_time": "Start time of epoch, in seconds",
-    "stop_time": "Stop time of epoch, in seconds",
-    "stimulus_block": "Index of contiguous presentations of one stimulus type",
-    "stimulus_name": "Name of stimulus",
-}
-_EXPERIMENT_DESCRIPTION = (
-    "2-photon calcium imaging in the visual cortex of the mouse brain as the mouse performs a "
-    "visual change detection task with a set of natural images upon which it has been "
-    "previously trained. Image stimuli are displayed for 250 ms with a 500 ms intervening gray "
-    "period. 5% of non-change image presentations are randomly omitted. The session is 75 "
-    "minutes long, with 5 minutes of gray screen before and after 60 minutes of behavior, "
-    "followed by 10 repeats of a 30 second natural movie stimulus at the end of the session."
-)
-_V_IN_DESCRIPTION = (
-    'The theoretical maximum voltage that the running wheel encoder will reach prior to '
-    '"wrapping". This should theoretically be 5V (after crossing 5V goes to 0V, or vice '
-    'versa). In practice the encoder does not always reach this value before wrapping, which '
-    'can cause transient spikes in speed at the voltage "wraps".'
-)
+# writing simulated sessions
 
 
 def write_session_nwb(path: str | os.PathLike[str], *, overwrite: bool = False,
@@ -1051,724 +1003,3 @@ def write_session_nwb(path: str | os.PathLike[str], *, overwrite: bool = False,
         The file.
     """
     return write_nwb(simulate_session(**simulate_kwargs), path, overwrite=overwrite)
-
-
-def write_nwb(
-    ds: xr.Dataset,
-    path: str | os.PathLike[str],
-    *,
-    layout: Layout | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Write a session Dataset as an AllenSDK Visual Behavior Ophys NWB file (h5py only).
-
-    The file has the groups, datasets, dtypes and NWB attributes (``neurodata_type``,
-    ``namespace``, ``object_id``, ``colnames``, descriptions, region and index
-    references, soft links) that AllenSDK 2.16.2 writes (``layout="2023"``), or the
-    layout of the 2021 releases (``layout="2021"``: ``experiment_container_id``, no
-    demixed / neuropil traces, trials ``stimulus_change`` and float ``change_frame``, one
-    presentations table per image name plus ``omitted_presentations``), and it caches the
-    NWB specifications so that pynwb can read it.  ROI masks and traces are written block
-    by block (traces time-major, contiguous; events gzip-compressed and chunked), so a
-    dask-backed Dataset is never held in memory at once.
-
-    The file is written under a temporary name in the same folder and renamed at the
-    end: an interrupted write never leaves a complete-looking file.
-
-    Parameters
-    ----------
-    ds
-        A session Dataset (from :func:`simulate_session` or ``ophys_xr.open_session``).
-        All its ROIs are written; optional variables it lacks are left out of the file.
-    path
-        The new file.
-    layout
-        ``"2023"`` or ``"2021"``; default ``ds.attrs["nwb_layout"]`` (else ``"2023"``).
-        Variables that the layout has no place for are not written.
-    overwrite
-        Replace an existing file.
-
-    Returns
-    -------
-    pathlib.Path
-        The file.
-
-    Raises
-    ------
-    FileExistsError
-        ``path`` exists and ``overwrite`` is False.
-    OptionError
-        Unknown layout.
-    SchemaError
-        ``ds`` lacks a variable or attribute every session file has, or holds what the
-        layout cannot store (2021: an image name with ``/``, since tables are named after
-        the images).
-    """
-    from ophys_xr.io import _check_target, _finish, _sibling_temp
-
-    layout = layout or str(ds.attrs.get("nwb_layout", "2023"))
-    if layout not in LAYOUTS:
-        msg = f"layout must be one of {LAYOUTS}, got {layout!r}"
-        raise OptionError(msg)
-    target = Path(os.fspath(path)).expanduser()
-    _check_target(target, overwrite)
-    tmp = _sibling_temp(target)
-    try:
-        import h5py
-
-        with h5py.File(tmp, "w", rdcc_nbytes=64 * 2**20, rdcc_nslots=100_003) as f:
-            _Writer(f, ds, layout).write()
-        _finish(tmp, target, overwrite=overwrite)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return target
-
-
-def _index_dtype(n_target: int) -> type[np.unsignedinteger]:
-    """hdmf's VectorIndex dtype: the smallest unsigned integer that holds ``n_target``."""
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if n_target <= np.iinfo(dtype).max:
-            return dtype
-    return np.uint64
-
-
-def _resolution(spacing_mm: float) -> float:
-    """The ``resolution`` attribute (cm/pixel) that gives back ``spacing_mm`` times 10."""
-    value = spacing_mm / 10.0
-    for direction in (np.inf, -np.inf):
-        candidate = value
-        for _ in range(4):
-            if candidate * 10.0 == spacing_mm:
-                return float(candidate)
-            candidate = float(np.nextafter(candidate, direction))
-    return value
-
-
-def _spec_texts(layout: str) -> dict[str, str]:
-    """The cached NWB namespaces (``/specifications``), as AllenSDK 2.16.2 files carry them.
-
-    For the 2021 layout the ``ndx-aibs-behavior-ophys`` extension is adapted to the
-    attributes of the 2021 files (``experiment_container_id``; no ``project_code``,
-    ``targeted_imaging_depth`` or task ``stimulus_name``), as the 2021 writers defined it
-    under the same namespace version.
-    """
-    raw = resources.files("ophys_xr").joinpath("_nwb_specs/namespaces.json.gz").read_bytes()
-    texts: dict[str, str] = json.loads(gzip.decompress(raw))
-    if layout == "2021":
-        key = f"{_NS_BEHAVIOR}/0.2.0/{_NS_BEHAVIOR}.extension"
-        spec = json.loads(texts[key])
-        for group in spec["groups"]:
-            attrs = []
-            for attr in group.get("attributes", []):
-                if attr["name"] in ("project_code", "targeted_imaging_depth", "stimulus_name"):
-                    continue
-                if attr["name"] == "ophys_container_id":
-                    attr = {**attr, "name": "experiment_container_id"}
-                attrs.append(attr)
-            if "attributes" in group:
-                group["attributes"] = attrs
-        texts[key] = json.dumps(spec, separators=(",", ":"))
-    return texts
-
-
-class _Writer:
-    """Writes one session Dataset into an open, empty h5py file."""
-
-    def __init__(self, f: Any, ds: xr.Dataset, layout: str) -> None:
-        import h5py
-
-        self.h5py = h5py
-        self.f = f
-        self.ds = ds
-        self.layout = layout
-        self.attrs = dict(ds.attrs)
-        self.text = h5py.string_dtype("utf-8")
-
-    # ---- low-level helpers ------------------------------------------------------------
-
-    def require(self, key: str) -> Any:
-        if key not in self.attrs:
-            msg = f"the session Dataset has no attribute {key!r}, which an NWB file needs"
-            raise SchemaError(msg)
-        return self.attrs[key]
-
-    def values(self, name: str) -> np.ndarray:
-        if name not in self.ds.variables:
-            msg = f"the session Dataset has no variable {name!r}, which an NWB file needs"
-            raise SchemaError(msg)
-        return np.asarray(self.ds[name].values)
-
-    def set_attr(self, obj: Any, key: str, value: Any) -> None:
-        if isinstance(value, self.h5py.Reference | str):
-            obj.attrs[key] = value
-        elif isinstance(value, list | tuple | np.ndarray):
-            obj.attrs.create(key, np.array([str(v) for v in value], dtype=object),
-                             dtype=self.text)
-        elif isinstance(value, bool | np.bool_):
-            obj.attrs[key] = np.bool_(value)
-        elif isinstance(value, int | np.integer):
-            obj.attrs[key] = np.int64(value)
-        else:
-            obj.attrs[key] = np.float64(value)
-
-    def typed(self, obj: Any, neurodata_type: str, namespace: str, **attrs: Any) -> Any:
-        for key, value in attrs.items():
-            self.set_attr(obj, key, value)
-        obj.attrs["namespace"] = namespace
-        obj.attrs["neurodata_type"] = neurodata_type
-        obj.attrs["object_id"] = str(uuid.uuid4())
-        return obj
-
-    def group(self, path: str, neurodata_type: str | None = None, namespace: str = "core",
-              **attrs: Any) -> Any:
-        g = self.f.require_group(path)
-        if neurodata_type is not None:
-            self.typed(g, neurodata_type, namespace, **attrs)
-        else:
-            for key, value in attrs.items():
-                self.set_attr(g, key, value)
-        return g
-
-    def dataset(self, path: str, data: Any = None, *, neurodata_type: str | None = None,
-                namespace: str = "hdmf-common", attrs: Mapping[str, Any] | None = None,
-                **kwargs: Any) -> Any:
-        if data is not None:
-            array = np.asarray(data)
-            if array.dtype.kind in "OUT":
-                kwargs.setdefault("dtype", self.text)
-                array = np.array([str(v) for v in array.ravel()], dtype=object).reshape(
-                    array.shape) if array.ndim else str(array[()])
-            data = array
-        dset = self.f.create_dataset(path, data=data, **kwargs)
-        if neurodata_type is not None:
-            self.typed(dset, neurodata_type, namespace, **(attrs or {}))
-        else:
-            for key, value in (attrs or {}).items():
-                self.set_attr(dset, key, value)
-        return dset
-
-    def link(self, path: str, target: str) -> None:
-        self.f[path] = self.h5py.SoftLink(f"/{target}")
-
-    def timestamps(self, path: str, values: np.ndarray) -> None:
-        self.dataset(path, np.asarray(values, dtype=np.float64),
-                     attrs={"interval": 1, "unit": "seconds"})
-
-    def timeseries(self, path: str, data: Any, *, unit: str, timestamps: np.ndarray | None = None,
-                   timestamps_link: str | None = None, description: str = "no description",
-                   neurodata_type: str = "TimeSeries", namespace: str = "core",
-                   **data_kwargs: Any) -> None:
-        self.group(path, neurodata_type, namespace, comments="no comments",
-                   description=description)
-        self.dataset(f"{path}/data", data, attrs={"conversion": 1.0, "offset": 0.0,
-                                                  "resolution": -1.0, "unit": unit},
-                     **data_kwargs)
-        if timestamps_link is not None:
-            self.link(f"{path}/timestamps", timestamps_link)
-        elif timestamps is not None:
-            self.timestamps(f"{path}/timestamps", timestamps)
-
-    def table(self, path: str, columns: Mapping[str, Any], ids: np.ndarray, *,
-              neurodata_type: str, description: str,
-              descriptions: Mapping[str, str]) -> Any:
-        """A DynamicTable; ``columns`` values are arrays, or ``(flat, counts)`` ragged pairs."""
-        g = self.group(path, neurodata_type, "core", colnames=list(columns),
-                       description=description)
-        self.dataset(f"{path}/id", np.asarray(ids, dtype=np.int64),
-                     neurodata_type="ElementIdentifiers")
-        for name, values in columns.items():
-            desc = descriptions.get(name, "No description")
-            if isinstance(values, tuple):  # ragged: (flat values, counts per row)
-                flat, counts = values
-                target = self.dataset(f"{path}/{name}", flat, neurodata_type="VectorData",
-                                      attrs={"description": desc})
-                ends = np.cumsum(counts).astype(_index_dtype(len(flat)))
-                self.dataset(f"{path}/{name}_index", ends, neurodata_type="VectorIndex",
-                             attrs={"description": f"Index for VectorData '{name}'",
-                                    "target": target.ref})
-            else:
-                self.dataset(f"{path}/{name}", values, neurodata_type="VectorData",
-                             attrs={"description": desc})
-        return g
-
-    # ---- the file ---------------------------------------------------------------------
-
-    def write(self) -> None:
-        self.check()
-        self.root()
-        self.general()
-        self.stimulus_timestamps()
-        self.running()
-        self.licks_rewards()
-        self.cells()
-        self.traces()
-        self.images()
-        self.eye_tracking()
-        self.trials()
-        self.presentations()
-        self.templates()
-        self.specifications()
-
-    def check(self) -> None:
-        """Refuse, before writing anything, a Dataset that this layout cannot hold."""
-        if self.layout == "2021" and "image_name" in self.ds:
-            # one presentations table per image: intervals/<image name>_presentations
-            bad = sorted({str(v) for v in self.values("image_name") if "/" in str(v)})
-            if bad:
-                msg = (
-                    f"image names {bad} contain '/': the 2021 layout names a table after each "
-                    "image (intervals/<image_name>_presentations) and HDF5 names cannot hold "
-                    "'/'. Write layout='2023' (one table per stimulus) or rename the images."
-                )
-                raise SchemaError(msg)
-
-    def root(self) -> None:
-        f = self.f
-        for name in ("acquisition", "analysis", "general", "intervals", "processing",
-                     "stimulus/presentation", "stimulus/templates"):
-            f.require_group(name)
-        self.typed(f, "NWBFile", "core", nwb_version=_NWB_VERSION)
-        start = str(self.require("date_of_acquisition"))
-        self.dataset("identifier", str(self.require("ophys_experiment_id")))
-        self.dataset("session_description", str(self.require("session_type")))
-        ascii_text = self.h5py.string_dtype("ascii")  # NWB isodatetime
-        self.dataset("session_start_time", start, dtype=ascii_text)
-        self.dataset("timestamps_reference_time", start, dtype=ascii_text)
-        created = datetime.now(UTC).isoformat(timespec="microseconds")
-        self.dataset("file_create_date", np.array([created], dtype=object), dtype=ascii_text)
-
-    def general(self) -> None:
-        a = self.attrs
-        self.dataset("general/experiment_description", _EXPERIMENT_DESCRIPTION)
-        self.dataset("general/institution", "Allen Institute for Brain Science")
-        self.dataset("general/keywords", np.array(
-            ["2-photon", "calcium imaging", "visual cortex", "behavior", "task"], dtype=object))
-        equipment = str(self.require("equipment_name"))
-        rig = "Mesoscope" if equipment.startswith("MESO") else "Scientifica"
-        self.group(f"general/devices/{equipment}", "Device", "core",
-                   description=f"Allen Brain Observatory - {rig} 2P Rig",
-                   manufacturer="Scientifica")
-        # /general/metadata
-        meta: dict[str, Any] = {
-            "behavior_session_id": int(self.require("behavior_session_id")),
-            "behavior_session_uuid": str(a.get("behavior_session_uuid", "None")),
-            "equipment_name": equipment,
-            "field_of_view_height": int(self.require("field_of_view_height")),
-            "field_of_view_width": int(self.require("field_of_view_width")),
-            "imaging_depth": int(self.require("imaging_depth")),
-            "imaging_plane_group": int(a.get("imaging_plane_group", -1)),
-            "imaging_plane_group_count": int(a.get("imaging_plane_group_count", 0)),
-        }
-        container = a.get("ophys_container_id")
-        if self.layout == "2023":
-            if container is not None:
-                meta["ophys_container_id"] = int(container)
-        elif container is not None:
-            meta["experiment_container_id"] = int(container)
-        meta["ophys_experiment_id"] = int(self.require("ophys_experiment_id"))
-        meta["ophys_session_id"] = int(self.require("ophys_session_id"))
-        if self.layout == "2023":
-            meta["project_code"] = str(a.get("project_code", "Not Available"))
-        meta["session_type"] = str(self.require("session_type"))
-        meta["stimulus_frame_rate"] = float(self.require("stimulus_frame_rate"))
-        if self.layout == "2023":
-            depth = a.get("targeted_imaging_depth", a.get("imaging_depth"))
-            meta["targeted_imaging_depth"] = int(depth)
-        self.group("general/metadata", "OphysBehaviorMetadata", _NS_BEHAVIOR, **meta)
-        # /general/subject
-        subject: dict[str, Any] = {}
-        if a.get("driver_line") is not None:
-            subject["driver_line"] = list(a["driver_line"])
-        subject["reporter_line"] = str(a.get("reporter_line", "None"))
-        self.group("general/subject", "BehaviorSubject", _NS_BEHAVIOR, **subject)
-        age = a.get("age_in_days")
-        self.dataset("general/subject/age", f"P{int(age)}D" if age is not None else "null",
-                     attrs={"reference": "birth"})
-        self.dataset("general/subject/description",
-                     "A visual behavior subject with a LabTracks ID")
-        if a.get("full_genotype") is not None:
-            self.dataset("general/subject/genotype", str(a["full_genotype"]))
-        self.dataset("general/subject/sex", str(self.require("sex")))
-        self.dataset("general/subject/species", "Mus musculus")
-        self.dataset("general/subject/subject_id", str(self.require("mouse_id")))
-        # /general/task_parameters
-        params = json.loads(str(self.require("task_parameters")))
-        task: dict[str, Any] = {}
-        for key in ("auto_reward_volume", "omitted_flash_fraction", "reward_volume",
-                    "stimulus_duration_sec"):
-            if params.get(key) is not None:
-                task[key] = float(params[key])
-        for key in ("blank_duration_sec", "response_window_sec"):
-            task[key] = [repr(float(v)) for v in params[key]]
-        task["n_stimulus_frames"] = int(params["n_stimulus_frames"])
-        for key in ("session_type", "stimulus", "stimulus_distribution", "task"):
-            task[key] = str(params[key])
-        if self.layout == "2023" and params.get("stimulus_name") is not None:
-            task["stimulus_name"] = str(params["stimulus_name"])
-        self.group("general/task_parameters", "BehaviorTaskParameters", _NS_BEHAVIOR,
-                   **dict(sorted(task.items())))
-        # /general/optophysiology
-        plane = "general/optophysiology/imaging_plane_1"
-        self.group(plane, "ImagingPlane", "core")
-        self.group(f"{plane}/channel_1", "OpticalChannel", "core")
-        self.dataset(f"{plane}/channel_1/description", "2P Optical Channel")
-        self.dataset(f"{plane}/channel_1/emission_lambda",
-                     np.float64(a.get("emission_lambda", 520.0)))
-        structure = str(self.require("targeted_structure"))
-        self.dataset(f"{plane}/description",
-                     f"({meta['field_of_view_width']}, {meta['field_of_view_height']}) field of "
-                     f"view in {structure} at depth {meta['imaging_depth']} um")
-        self.link(f"{plane}/device", f"general/devices/{equipment}")
-        self.dataset(f"{plane}/excitation_lambda", np.float64(a.get("excitation_lambda", 910.0)))
-        self.dataset(f"{plane}/imaging_rate", np.float64(self.require("ophys_frame_rate")))
-        self.dataset(f"{plane}/indicator", str(a.get("indicator") or "unknown"))
-        self.dataset(f"{plane}/location", structure)
-        # eye-tracking rig geometry
-        if "eye_tracking_rig_geometry" in a:
-            geometry = json.loads(str(a["eye_tracking_rig_geometry"]))
-            self.group("processing/eye_tracking_rig_metadata", "ProcessingModule", "core",
-                       description="Eye tracking rig metadata module")
-            path = "processing/eye_tracking_rig_metadata/eye_tracking_rig_metadata"
-            self.group(path, "OphysEyeTrackingRigMetadata", _NS_BEHAVIOR,
-                       equipment=str(geometry.get("equipment", equipment)))
-            for name, key, unit in (("camera_position", "camera_position_mm", "mm"),
-                                    ("camera_rotation", "camera_rotation_deg", "deg"),
-                                    ("led_position", "led_position", "mm"),
-                                    ("monitor_position", "monitor_position_mm", "mm"),
-                                    ("monitor_rotation", "monitor_rotation_deg", "deg")):
-                self.dataset(f"{path}/{name}", np.asarray(geometry[key], dtype=np.float64),
-                             attrs={"unit_of_measurement": unit})
-
-    def stimulus_timestamps(self) -> None:
-        ts = self.values("stimulus_timestamps").astype(np.float64)
-        self.group("processing/stimulus", "ProcessingModule", "core",
-                   description="Stimulus Times processing")
-        self.timeseries("processing/stimulus/timestamps", ts, unit="s", timestamps=ts)
-
-    def running(self) -> None:
-        ts = self.values("stimulus_timestamps").astype(np.float64)
-        self.group("processing/running", "ProcessingModule", "core",
-                   description="Running speed processing module")
-        for name, var, unit, description, dtype in (
-            ("dx", "dx", "cm", "Running wheel angular change, computed during data collection",
-             np.float32),
-            ("speed", "running_speed", "cm/s", "no description", np.float64),
-            ("speed_unfiltered", "raw_running_speed", "cm/s", "no description", np.float64),
-        ):
-            if var in self.ds:
-                self.timeseries(f"processing/running/{name}", self.values(var).astype(dtype),
-                                unit=unit, timestamps=ts, description=description)
-        for var, description in (("v_in", _V_IN_DESCRIPTION),
-                                 ("v_sig", "Voltage signal from the running wheel encoder")):
-            if var in self.ds:
-                self.timeseries(f"acquisition/{var}", self.values(var).astype(np.float64),
-                                unit="V", timestamps=ts, description=description)
-
-    def licks_rewards(self) -> None:
-        frames = self.values("licks_frame").astype(np.int64)
-        if len(frames):  # the AllenSDK skips empty lick and reward modules
-            self.group("processing/licking", "ProcessingModule", "core",
-                       description="Licking behavior processing module")
-            self.timeseries("processing/licking/licks", frames, unit="N/A",
-                            timestamps=self.values("licks_timestamps"),
-                            description="Timestamps and stimulus presentation frame indices "
-                                        "for lick events")
-        volume = self.values("rewards_volume").astype(np.float64)
-        if len(volume):
-            ts = self.values("rewards_timestamps")
-            self.group("processing/rewards", "ProcessingModule", "core",
-                       description="Licking behavior processing module")
-            self.timeseries("processing/rewards/autorewarded",
-                            self.values("rewards_auto_rewarded").astype(bool), unit="mL",
-                            timestamps=ts)
-            self.timeseries("processing/rewards/volume", volume, unit="mL", timestamps=ts)
-
-    def cells(self) -> None:
-        ds = self.ds
-        self.group(_OPHYS, "ProcessingModule", "core", description="Ophys processing module")
-        self.group(f"{_OPHYS}/image_segmentation", "ImageSegmentation", "core")
-        columns = {name: self.values(name) for name in _CELL_COLUMNS}
-        self.table(_SEG, columns, self.values("cell_roi_id"), neurodata_type="PlaneSegmentation",
-                   description="Segmented rois", descriptions=_CELL_COLUMNS)
-        self.set_attr(self.f[_SEG], "colnames", [*_CELL_COLUMNS, "image_mask"])
-        mask = ds["roi_mask"]
-        n, height, width = mask.shape
-        dset = self.dataset(f"{_SEG}/image_mask", shape=(n, height, width), dtype=bool,
-                            neurodata_type="VectorData",
-                            attrs={"description": "Image masks for each ROI"})
-        step = max(1, (64 * 2**20) // max(height * width, 1))
-        for a in range(0, n, step):
-            dset[a:a + step] = np.asarray(mask[a:a + step].values, dtype=bool)
-        self.f.require_group(f"{_SEG}/reference_images")
-        self.link(f"{_SEG}/imaging_plane", "general/optophysiology/imaging_plane_1")
-
-    def traces(self) -> None:
-        ds = self.ds
-        n_rois, n_frames = ds.sizes["cell_specimen_id"], ds.sizes["time"]
-        time = self.values("time").astype(np.float64)
-        series = {"dff": ("DfOverF", f"{_OPHYS}/dff"),
-                  "corrected_fluorescence": ("Fluorescence", f"{_OPHYS}/corrected_fluorescence"),
-                  "demixed_trace": ("Fluorescence", f"{_OPHYS}/demixed_trace"),
-                  "neuropil_trace": ("Fluorescence", f"{_OPHYS}/neuropil_trace")}
-        if self.layout == "2021":
-            del series["demixed_trace"], series["neuropil_trace"]
-        targets: dict[str, tuple[Any, np.ndarray]] = {}
-        all_rows = np.arange(n_rois)
-        region = f"{_OPHYS}/dff/traces/rois"
-        for name, (container, group) in series.items():
-            if name not in ds:
-                continue
-            self.group(group, container, "core")
-            path = f"{group}/traces"
-            self.group(path, "RoiResponseSeries", "core", comments="no comments",
-                       description="no description")
-            dset = self.dataset(f"{path}/data", shape=(n_frames, n_rois), dtype=np.float64,
-                                attrs={"conversion": 1.0, "offset": 0.0, "resolution": -1.0,
-                                       "unit": "NA"})
-            targets[name] = (dset, all_rows)
-            if name == "dff":
-                self.dataset(region, all_rows.astype(np.int64), neurodata_type="DynamicTableRegion",
-                             attrs={"description": "segmented cells labeled by cell_specimen_id",
-                                    "table": self.f[_SEG].ref})
-            else:
-                self.link(f"{path}/rois", region)
-            self.timestamps(f"{path}/timestamps", time)
-        if self.layout == "2023" and "corrected_fluorescence" in targets:
-            for var in ("r", "RMSE"):
-                if var in ds:
-                    path = f"{_OPHYS}/corrected_fluorescence/{var}"
-                    self.timeseries(path, self.values(var).astype(np.float64), unit="NA",
-                                    timestamps=np.arange(n_rois, dtype=np.float64),
-                                    neurodata_type="RoiResponseSeries")
-                    self.link(f"{path}/rois", region)
-        if "events" in ds:
-            path = f"{_OPHYS}/event_detection"
-            rows = np.flatnonzero(~np.isnan(self.values("lambda"))) if "lambda" in ds \
-                else all_rows
-            self.group(path, "OphysEventDetection", "ndx-aibs-ophys-event-detection",
-                       comments="no comments", description="no description")
-            dset = self.dataset(f"{path}/data", shape=(n_frames, len(rows)), dtype=np.float64,
-                                chunks=True if n_frames and len(rows) else None,
-                                compression="gzip", compression_opts=4,
-                                attrs={"conversion": 1.0, "offset": 0.0, "resolution": -1.0,
-                                       "unit": "N/A"})
-            targets["events"] = (dset, rows)
-            for var, stored in (("lambda", "lambdas"), ("noise_std", "noise_stds")):
-                values = self.values(var)[rows] if var in ds else np.full(len(rows), np.nan)
-                self.dataset(f"{path}/{stored}", values.astype(np.float64))
-            self.dataset(f"{path}/rois", rows.astype(np.int64), neurodata_type="DynamicTableRegion",
-                         attrs={"description": "Cells with detected events",
-                                "table": self.f[_SEG].ref})
-            self.timestamps(f"{path}/timestamps", time)
-        self._write_trace_blocks(targets, n_rois, n_frames)
-        for axis in ("x", "y"):
-            path = f"{_OPHYS}/ophys_motion_correction_{axis}"
-            self.timeseries(path, self.values(f"motion_correction_{axis}"), unit="pixels",
-                            timestamps=time)
-
-    def _write_trace_blocks(self, targets: Mapping[str, tuple[Any, np.ndarray]], n_rois: int,
-                            n_frames: int) -> None:
-        """Write the traces block by block of frames (all variables of a block at once)."""
-        if not targets or not n_frames:
-            return
-        names = list(targets)
-        chunks = self.ds[names[0]].chunks
-        step = max(1, _WRITE_BLOCK_BYTES // (8 * max(n_rois, 1)))
-        if chunks is not None:
-            step = max(self.ds[names[0]].chunksizes["time"])
-        for a in range(0, n_frames, step):
-            b = min(a + step, n_frames)
-            block = self.ds[names].isel(time=slice(a, b)).compute()
-            for name in names:
-                dset, rows = targets[name]
-                values = block[name].transpose("time", "cell_specimen_id").values
-                dset[a:b, :] = np.asarray(values, dtype=np.float64)[:, rows]
-
-    def images(self) -> None:
-        path = f"{_OPHYS}/images"
-        self.group(path, "Images", "core", description="no description")
-        spacing = self.require("pixel_spacing")
-        resolution = _resolution(float(spacing[0]))
-        for stored, var in (("average_image", "average_projection"),
-                            ("max_projection", "max_projection"),
-                            ("segmentation_mask_image", "segmentation_mask_image")):
-            values = self.values(var)
-            if var == "segmentation_mask_image":
-                values = values.astype(np.int64)
-            self.dataset(f"{path}/{stored}", values, neurodata_type="GrayscaleImage",
-                         namespace="core",
-                         attrs={"description": f"{stored} image at pixels/cm resolution",
-                                "resolution": resolution})
-
-    def eye_tracking(self) -> None:
-        ds = self.ds
-        if "eye_timestamps" not in ds.variables:
-            return
-        self.group(_EYE, "EllipseEyeTracking", "ndx-ellipse-eye-tracking")
-        stamps = f"{_EYE}/eye_tracking/timestamps"
-        for part, group in (("cr", "corneal_reflection_tracking"), ("eye", "eye_tracking"),
-                            ("pupil", "pupil_tracking")):
-            path = f"{_EYE}/{group}"
-            self.group(path, "EllipseSeries", "ndx-ellipse-eye-tracking",
-                       comments="no comments", description="no description")
-            for name, var in (("angle", "phi"), ("area", "area"), ("area_raw", "area_raw")):
-                self.dataset(f"{path}/{name}", self.values(f"{part}_{var}").astype(np.float64))
-            centre = np.column_stack([self.values(f"{part}_center_x"),
-                                      self.values(f"{part}_center_y")]).astype(np.float64)
-            self.dataset(f"{path}/data", centre, attrs={"conversion": 1.0, "offset": 0.0,
-                                                        "resolution": -1.0, "unit": "meters"})
-            for name in ("height", "width"):
-                self.dataset(f"{path}/{name}", self.values(f"{part}_{name}").astype(np.float64))
-            self.dataset(f"{path}/reference_frame", "nose")
-            if group == "eye_tracking":
-                self.timestamps(stamps, self.values("eye_timestamps"))
-            else:
-                self.link(f"{path}/timestamps", stamps)
-        self.timeseries(f"{_EYE}/likely_blink", self.values("likely_blink").astype(bool),
-                        unit="N/A", timestamps_link=stamps, description="blinks")
-
-    def trials(self) -> None:
-        counts = self.values("lick_times_count").astype(np.int64)
-        columns: dict[str, Any] = {}
-        for column, var in TRIAL_COLUMNS:
-            if var == "lick_times":
-                columns[column] = (self.values("lick_times").astype(np.float64), counts)
-                continue
-            if var not in self.ds:
-                continue
-            values = self.values(var)
-            if self.layout == "2021":
-                if column == "is_change":
-                    column = "stimulus_change"
-                elif column == "change_frame":
-                    values = np.where(values == INT_NULL, np.nan, values.astype(np.float64))
-            columns[column] = values
-        descriptions = {c: f"NOT IMPLEMENTED: {c}" for c in columns}
-        descriptions.update({k: v for k, v in _PRESENTATION_DESCRIPTIONS.items()
-                             if k in ("start_time", "stop_time")})
-        self.table("intervals/trials", columns, self.values("trials_id"),
-                   neurodata_type="TimeIntervals", description="experimental trials",
-                   descriptions=descriptions)
-
-    def presentations(self) -> None:
-        ds = self.ds
-        n = ds.sizes["stimulus_presentations_id"]
-        image_name = self.values("image_name").astype(object) if "image_name" in ds \
-            else np.full(n, "", dtype=object)
-        omitted = self.values("omitted") == 1.0
-        image_set = str(self.attrs.get("stimulus_templates_image_set", _IMAGE_SET))
-        # ``index``: the 2021 writers' row number among the shown (or the omitted) flashes
-        rank = np.empty(n, dtype=np.int64)
-        for kind in (omitted, ~omitted):
-            rank[kind] = np.arange(kind.sum())
-        derived = {"image_set": np.where(omitted, "omitted",
-                                         np.where(image_name == "", "", image_set)),
-                   "index": rank}
-        if self.layout == "2023":
-            spec = _PRESENTATION_COLUMNS_2023
-            key = self.values("stimulus_name") if "stimulus_name" in ds else image_name
-        else:
-            spec = _PRESENTATION_COLUMNS_2021
-            key = image_name
-        stim_ts = self.values("stimulus_timestamps")
-        for name in sorted({str(k) for k in key}):
-            rows = np.flatnonzero(key == name)
-            columns: dict[str, Any] = {}
-            for column, var in spec:
-                if var is None:
-                    values = derived[column][rows]
-                elif var in ds:
-                    values = self.values(var)[rows]
-                else:
-                    continue
-                kept = self._presentation_column(column, values)
-                if kept is not None:
-                    columns[column] = kept
-            start = self.values("start_time")[rows]
-            stop = self.values("end_time")[rows]
-            first = np.searchsorted(stim_ts, start, side="left")
-            count = np.searchsorted(stim_ts, stop, side="left") - first
-            columns["tags"] = (np.full(len(rows), "stimulus_time_interval", dtype=object),
-                               np.ones(len(rows), dtype=np.int64))
-            columns["timeseries"] = (first, count)
-            label = name or "spontaneous"
-            path = f"intervals/{label}_presentations"
-            self.table(path, {k: v for k, v in columns.items() if k != "timeseries"},
-                       self.values("stimulus_presentations_id")[rows],
-                       neurodata_type="TimeIntervals",
-                       description=f"Presentation times and stimuli details for '{label}' "
-                                   "stimuli. \nNote: image_name references control_description"
-                                   " in stimulus/templates",
-                       descriptions={**_PRESENTATION_DESCRIPTIONS, "tags": "user-defined tags"})
-            self.set_attr(self.f[path], "colnames", list(columns))
-            self._timeseries_column(path, first, count)
-
-    def _presentation_column(self, column: str, values: np.ndarray) -> np.ndarray | None:
-        """A presentation column as stored, or None where the AllenSDK drops it (all NaN)."""
-        if values.dtype.kind == "O":
-            if all(v == "" for v in values):
-                return None
-            return np.array(["N/A" if v == "" else str(v) for v in values], dtype=object)
-        if values.dtype.kind == "f" and np.isnan(values).all():
-            return None
-        if column == "end_frame" and self.layout == "2021":
-            # the 2021 writers kept the NaN end frame of omitted flashes: a float column,
-            # absent from the omitted flashes' table
-            values = np.where(values == INT_NULL, np.nan, values.astype(np.float64))
-            return None if np.isnan(values).all() else values
-        if values.dtype.kind == "b" and (self.layout == "2023" and column in (
-                "is_change", "is_image_novel", "omitted")):
-            return values.astype(np.float64)
-        if column == "omitted" and self.layout == "2021":
-            return values == 1.0
-        return values
-
-    def _timeseries_column(self, path: str, first: np.ndarray, count: np.ndarray) -> None:
-        h5py = self.h5py
-        dtype = np.dtype([("idx_start", "<i4"), ("count", "<i4"),
-                          ("timeseries", h5py.ref_dtype)])
-        ref = self.f["processing/stimulus/timestamps"].ref
-        data = np.empty(len(first), dtype=dtype)
-        data["idx_start"] = first
-        data["count"] = count
-        data["timeseries"] = ref
-        target = self.dataset(f"{path}/timeseries", data, neurodata_type=
-                              "TimeSeriesReferenceVectorData", namespace="core",
-                              attrs={"description": "index into a TimeSeries object"})
-        ends = np.arange(1, len(first) + 1).astype(_index_dtype(len(first)))
-        self.dataset(f"{path}/timeseries_index", ends, neurodata_type="VectorIndex",
-                     attrs={"description": "Index for VectorData 'timeseries'",
-                            "target": target.ref})
-
-    def templates(self) -> None:
-        ds = self.ds
-        if "template_image_name" not in ds.variables:
-            return
-        name = str(self.attrs.get("stimulus_templates_image_set", _IMAGE_SET))
-        path = f"stimulus/templates/{name}"
-        self.group(path, "StimulusTemplate", "ndx-aibs-stimulus-template",
-                   comments="no comments", description="no description")
-        names = self.values("template_image_name")
-        self.dataset(f"{path}/control", np.arange(len(names)).astype(np.uint8))
-        self.dataset(f"{path}/control_description", names.astype(object))
-        self.dataset(f"{path}/data", self.values("stimulus_template_warped").astype(np.uint8),
-                     attrs={"conversion": 1.0, "offset": 0.0, "resolution": -1.0, "unit": "NA"})
-        self.dataset(f"{path}/format", "raw")
-        self.timestamps(f"{path}/timestamps", np.full(len(names), np.nan))
-        self.dataset(f"{path}/unwarped",
-                     self.values("stimulus_template_unwarped").astype(np.float64))
-        # the image index of the presentations of this image set (not read by any reader)
-        omitted = self.values("omitted") == 1.0
-        image_name = self.values("image_name").astype(object)
-        shown = ~omitted & np.isin(image_name, names)
-        index = f"stimulus/presentation/{name}"
-        self.timeseries(index, self.values("image_index")[shown].astype(np.uint32),
-                        unit="N/A", timestamps=self.values("start_time")[shown],
-                        neurodata_type="IndexSeries")
-        self.link(f"{index}/indexed_timeseries", path)
-
-    def specifications(self) -> None:
-        for key, text in _spec_texts(self.layout).items():
-            self.dataset(f"specifications/{key}", text)
-        self.f.attrs[".specloc"] = self.f["specifications"].ref

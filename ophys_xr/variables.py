@@ -15,10 +15,12 @@ from typing import Literal
 
 import numpy as np
 
+from ophys_xr.backends import layout
+from ophys_xr.backends.layout import INT_NULL
 from ophys_xr.exceptions import MissingDataError, SchemaError
 
-__all__ = ["DIMS", "SPECS", "TABLE_DIMS", "TRIAL_COLUMNS", "Spec", "render_markdown",
-           "validate"]
+__all__ = ["CELL_DIM", "DIMS", "INT_NULL", "METADATA_ATTRS", "PRES_DIM", "SPECS", "TABLE_DIMS",
+           "TRIAL_COLUMNS", "TRIAL_DIM", "Spec", "render_markdown", "validate"]
 
 Role = Literal["coord", "data"]
 
@@ -111,25 +113,30 @@ class Spec:
         return out
 
 
-_OPHYS = "processing/ophys"
-_SEG = f"{_OPHYS}/image_segmentation/cell_specimen_table"
-_EYE = "acquisition/EyeTracking"
-_PRES = "intervals/*_presentations"
-_TRIALS = "intervals/trials"
+_OPHYS = layout.OPHYS
+_SEG = layout.SEG
+_EYE = layout.EYE
+_PRES = f"intervals/*{layout.PRESENTATIONS_SUFFIX}"
+_TRIALS = layout.TRIALS
 
-CELL = ("cell_specimen_id",)
-TRACE = ("time", "cell_specimen_id")
+#: Names of the dimensions that code refers to (declared once, here).
+CELL_DIM = "cell_specimen_id"
+PRES_DIM = "stimulus_presentations_id"
+TRIAL_DIM = "trials_id"
+
+CELL = (CELL_DIM,)
+TRACE = ("time", CELL_DIM)
 IMAGE = ("row", "column")
 EYE = ("eye_frame",)
 STIM = ("stimulus_frame",)
-TRIAL = ("trials_id",)
-PRES = ("stimulus_presentations_id",)
+TRIAL = (TRIAL_DIM,)
+PRES = (PRES_DIM,)
 
 
-def _cell_coord(name: str, dtype: str, units: str, desc: str) -> Spec:
-    return Spec(
-        name, CELL, dtype, units, desc, f"cell_specimen_table.{name}", f"{_SEG}/{name}", "coord"
-    )
+def _cell_coord(name: str, dtype: str, units: str, desc: str, *, column: str | None = None
+                ) -> Spec:
+    return Spec(name, CELL, dtype, units, desc, f"cell_specimen_table.{name}",
+                f"{_SEG}/{column or name}", "coord")
 
 
 def _trace(name: str, desc: str, allensdk: str, nwb: str, *, required: bool = True) -> Spec:
@@ -142,10 +149,13 @@ def _eye(name: str, units: str, desc: str, nwb: str) -> Spec:
 
 
 def _pres(name: str, dtype: str, units: str, desc: str, *, nullable_bool: bool = False,
-          role: Role = "data", allensdk_col: str | None = None, required: bool = True) -> Spec:
-    return Spec(name, PRES, dtype, units, desc,
-                f"stimulus_presentations.{allensdk_col or name}", f"{_PRES}/{allensdk_col or name}",
-                role=role, nullable_bool=nullable_bool, required=required)
+          role: Role = "data", allensdk_col: str | None = None, column: str | None = None,
+          required: bool = True) -> Spec:
+    """A presentation column: AllenSDK column ``allensdk_col``, stored as ``column``."""
+    allensdk_col = allensdk_col or name
+    return Spec(name, PRES, dtype, units, desc, f"stimulus_presentations.{allensdk_col}",
+                f"{_PRES}/{column or allensdk_col}", role=role, nullable_bool=nullable_bool,
+                required=required)
 
 
 def _trial(name: str, dtype: str, units: str, desc: str, *, col: str | None = None) -> Spec:
@@ -158,7 +168,7 @@ _ALL: list[Spec] = [
     Spec("cell_specimen_id", CELL, "i8", "", "Unified cell id across sessions; -1 where the ROI "
          "was not matched to a cell", "cell_specimen_table.index", f"{_SEG}/cell_specimen_id",
          "coord"),
-    _cell_coord("cell_roi_id", "i8", "", "Experiment-specific ROI id"),
+    _cell_coord("cell_roi_id", "i8", "", "Experiment-specific ROI id", column="id"),
     _cell_coord("valid_roi", "b1", "", "Whether cell classification found the ROI to be a cell"),
     _cell_coord("x", "i8", "pixel", "Column of the top-left corner of the ROI bounding box"),
     _cell_coord("y", "i8", "pixel", "Row of the top-left corner of the ROI bounding box"),
@@ -198,9 +208,11 @@ _ALL: list[Spec] = [
     _trace("filtered_events", "Events smoothed with a causal half-normal filter (computed)",
            "events.filtered_events", f"computed from {_OPHYS}/event_detection/data",
            required=False),
-    Spec("motion_correction_x", ("time",), "numeric", "pixel", "Rigid motion-correction shift along x",
+    Spec("motion_correction_x", ("time",), "numeric", "pixel",
+         "Rigid motion-correction shift along x",
          "motion_correction.x", f"{_OPHYS}/ophys_motion_correction_x/data"),
-    Spec("motion_correction_y", ("time",), "numeric", "pixel", "Rigid motion-correction shift along y",
+    Spec("motion_correction_y", ("time",), "numeric", "pixel",
+         "Rigid motion-correction shift along y",
          "motion_correction.y", f"{_OPHYS}/ophys_motion_correction_y/data"),
     # ---- field of view ------------------------------------------------------------------
     Spec("row", ("row",), "i8", "pixel", "Pixel row index of the field of view",
@@ -214,8 +226,8 @@ _ALL: list[Spec] = [
          "corrected movie (dtype as stored)", "max_projection", f"{_OPHYS}/images/max_projection"),
     Spec("average_projection", IMAGE, "numeric", "", "Average projection of the motion-corrected "
          "movie (dtype as stored)", "average_projection", f"{_OPHYS}/images/average_image"),
-    Spec("segmentation_mask_image", IMAGE, "i8", "", "Number of ROIs covering each pixel "
-         "(computed from roi_mask)", "segmentation_mask_image",
+    Spec("segmentation_mask_image", IMAGE, "i8", "", "1 where any ROI covers the pixel, else 0 "
+         "(the union of roi_mask, as the AllenSDK computes it)", "segmentation_mask_image",
          f"computed from {_SEG}/image_mask"),
     # ---- eye tracking -------------------------------------------------------------------
     Spec("eye_frame", EYE, "i8", "", "Eye-tracking camera frame number", "eye_tracking.index",
@@ -314,11 +326,12 @@ _ALL += [
     _pres("stimulus_block_name", "O", "", "Name of the stimulus block", required=False),
     _pres("image_index", "i8", "", "Index of the image in the image set; -99: none"),
     _pres("image_name", "O", "", "Image name (omitted flashes: 'omitted'; '' for non-image rows)"),
-    _pres("movie_frame_index", "i8", "", "Movie frame index; -99: not a movie frame", required=False),
+    _pres("movie_frame_index", "i8", "", "Movie frame index; -99: not a movie frame",
+          required=False),
     _pres("duration", "f8", "s", "Presentation duration"),
     _pres("start_time", "f8", "s", "Presentation start time (with monitor delay)"),
     _pres("end_time", "f8", "s", "Presentation end time (with monitor delay)",
-          allensdk_col="end_time"),
+          column="stop_time"),
     _pres("start_frame", "i8", "", "Stimulus frame at the start"),
     _pres("end_frame", "i8", "", "Stimulus frame at the end"),
     _pres("is_change", "b1", "", "First presentation of a new image (recomputed)"),
@@ -357,6 +370,49 @@ TRIAL_COLUMNS: tuple[tuple[str, str], ...] = tuple(
     if s.allensdk.startswith("trials.") and s.allensdk[7:].isidentifier()
     and s.allensdk != "trials.index"
 )
+
+#: Session attributes: name -> (type, meaning).  The AllenSDK ``metadata`` keys come first.
+METADATA_ATTRS: dict[str, tuple[str, str]] = {
+    "equipment_name": ("str", "Rig name, e.g. CAM2P.5 or MESO.1"),
+    "sex": ("str", "Sex of the mouse"),
+    "age_in_days": ("int", "Age of the mouse in days"),
+    "stimulus_frame_rate": ("float", "Stimulus monitor frame rate, Hz"),
+    "session_type": ("str", "Session type, e.g. OPHYS_1_images_A"),
+    "date_of_acquisition": ("str", "ISO-8601 date and time of acquisition, with UTC offset"),
+    "reporter_line": ("str", "Reporter line"),
+    "cre_line": ("str", "Cre line (parsed from the genotype)"),
+    "behavior_session_uuid": ("str", "UUID of the behavior session"),
+    "driver_line": ("list of str", "Driver lines, sorted"),
+    "mouse_id": ("str", "LabTracks id of the mouse"),
+    "project_code": ("str", "Project code, e.g. VisualBehavior"),
+    "full_genotype": ("str", "Full genotype"),
+    "behavior_session_id": ("int", "Behavior session id"),
+    "indicator": ("str", "Calcium indicator (parsed from the reporter line)"),
+    "emission_lambda": ("float", "Emission wavelength, nm"),
+    "excitation_lambda": ("float", "Excitation wavelength, nm"),
+    "ophys_container_id": ("int", "Container id (2021 files: experiment_container_id)"),
+    "field_of_view_height": ("int", "Field of view height, pixels"),
+    "field_of_view_width": ("int", "Field of view width, pixels"),
+    "imaging_depth": ("int", "Imaging depth, µm"),
+    "targeted_imaging_depth": ("int", "Targeted imaging depth of the container, µm"),
+    "imaging_plane_group": ("int", "Mesoscope plane group (absent if not multiplane)"),
+    "imaging_plane_group_count": ("int", "Number of plane groups (0 if not multiplane)"),
+    "ophys_experiment_id": ("int", "Ophys experiment id"),
+    "ophys_frame_rate": ("float", "Imaging frame rate, Hz"),
+    "ophys_session_id": ("int", "Ophys session id"),
+    "targeted_structure": ("str", "Targeted brain structure, e.g. VISp"),
+    "task_parameters": ("str (JSON)", "The AllenSDK task_parameters dict, as JSON"),
+    "eye_tracking_rig_geometry": ("str (JSON)", "Eye-tracking rig geometry dict, as JSON"),
+    "stimulus_templates_image_set": ("str", "Name of the stimulus template image set"),
+    "pixel_spacing": ("list of float", "Pixel size (column, row) of the field of view"),
+    "pixel_spacing_unit": ("str", "Unit of pixel_spacing (mm)"),
+    "nwb_layout": ("str", "AllenSDK NWB file generation: '2023' or '2021'"),
+    "ophys_xr_missing": ("str", "Space-separated optional variables the source did not have"),
+    "events_filter_scale_seconds": ("float", "Scale of the half-normal filter of filtered_events"),
+    "events_filter_n_time_steps": ("int", "Length of the filter of filtered_events, frames"),
+    "eye_tracking_z_threshold": ("float", "z-score threshold used for likely_blink"),
+    "eye_tracking_dilation_frames": ("int", "Dilation (frames) used for likely_blink"),
+}
 
 #: Variables that belong together: present or absent as a group.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -469,8 +525,6 @@ def render_markdown() -> str:
             f"| `{s.name}` | {s.role} | ({', '.join(s.dims)}) | {dtype} | {s.units} | "
             f"{'yes' if s.required else 'no'} | `{s.allensdk}` | `{s.nwb}` | {s.description} |"
         )
-    from ophys_xr.model import METADATA_ATTRS
-
     lines += [
         "",
         "## Session attributes (`ds.attrs`)",

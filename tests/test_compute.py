@@ -1,7 +1,8 @@
 """Tests of the pure-numpy kernels in ``ophys_xr._compute``.
 
-Reference cases come from the AllenSDK 2.16.2 test-suite (see the format reference, §11)
-and from the AllenSDK reader's output on the shipped fixture (``tests/data/ref_tiny``).
+Reference cases come from the AllenSDK 2.16.2 test-suite (the unit tests of the functions
+the kernels reproduce) and from the AllenSDK reader's output on the shipped fixture
+(``tests/data/ref_tiny``).
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def test_blink_mask_matches_allensdk_z2_d4() -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# events (§3.3)
+# events
 # ---------------------------------------------------------------------------------------
 
 WEIGHTS_SCALE_2 = [
@@ -217,7 +218,7 @@ def test_filtered_events_match_allensdk() -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# stimulus presentations (§6.4)
+# stimulus presentations
 # ---------------------------------------------------------------------------------------
 
 

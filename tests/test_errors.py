@@ -146,3 +146,33 @@ def test_roi_masks_with_unmatched_rois() -> None:
     unmatched = ophys_xr.roi_masks(ds, [-1])
     assert unmatched.sizes["cell_specimen_id"] == 2
     assert set(unmatched.cell_roi_id.values) == set(ds.cell_roi_id.values[ids == -1])
+
+
+def test_every_exception_derives_from_the_base() -> None:
+    from ophys_xr import exceptions
+
+    defined = {name for name, obj in vars(exceptions).items()
+               if isinstance(obj, type) and issubclass(obj, BaseException)
+               and obj.__module__ == exceptions.__name__}
+    assert sorted(defined) == sorted(exceptions.__all__)
+    for name in exceptions.__all__:
+        assert issubclass(getattr(exceptions, name), OphysXrError), name
+
+
+def test_every_exception_is_exported_at_top_level() -> None:
+    from ophys_xr import exceptions
+
+    missing = [name for name in exceptions.__all__ if name not in ophys_xr.__all__]
+    assert missing == [], f"export {missing} from ophys_xr (ophys_xr/__init__.py)"
+    for name in exceptions.__all__:
+        assert getattr(ophys_xr, name) is getattr(exceptions, name), name
+
+
+def test_download_error() -> None:
+    """Defined with the other exceptions; still importable from ``ophys_xr.datasets``."""
+    from ophys_xr import datasets, exceptions
+
+    assert datasets.DownloadError is exceptions.DownloadError
+    assert "DownloadError" in datasets.__all__
+    assert issubclass(exceptions.DownloadError, OphysXrError)
+    assert issubclass(exceptions.DownloadError, OSError)

@@ -9,8 +9,8 @@ import pytest
 import xarray as xr
 
 import ophys_xr
-from ophys_xr.model import METADATA_ATTRS, create_session_dataset
-from ophys_xr.variables import DIMS, SPECS, render_markdown, validate
+from ophys_xr.model import create_session_dataset
+from ophys_xr.variables import DIMS, METADATA_ATTRS, SPECS, render_markdown, validate
 
 DOCS = Path(__file__).parents[1] / "docs"
 

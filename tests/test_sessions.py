@@ -24,7 +24,8 @@ def folder(tiny_path, tmp_path_factory):
             del f["identifier"]
             f["identifier"] = str(882001003 + i)
             if i == 2:
-                f["processing/ophys/image_segmentation/cell_specimen_table/cell_specimen_id"][0] = -1
+                table = f["processing/ophys/image_segmentation/cell_specimen_table"]
+                table["cell_specimen_id"][0] = -1
     (root / "broken.nwb").write_bytes(b"not hdf5")
     return root
 

@@ -142,7 +142,7 @@ class H5ArrayWrapper(BackendArray):
                 squeeze.append(pos)
                 k = slice(int(k), int(k) + 1)
             fkey[self.order[pos]] = k
-        post = None
+        post: tuple[int, np.ndarray | None, np.ndarray] | None = None
         if self.take is not None:
             axis, indices = self.take
             sel = indices[fkey[axis]]
@@ -178,9 +178,9 @@ class H5ArrayWrapper(BackendArray):
                 block = np.take(block, positions, axis=axis)
                 if not valid.all():
                     block = block.astype(self.dtype, copy=False)
-                    index = [slice(None)] * nd
-                    index[axis] = ~valid
-                    block[tuple(index)] = self.fill_value
+                    where: list[Any] = [slice(None)] * nd
+                    where[axis] = ~valid
+                    block[tuple(where)] = self.fill_value
         if self.fixed:
             block = block[tuple(0 if a in self.fixed else slice(None) for a in range(nd))]
         block = np.transpose(block, _free_order(self.order, self.fixed, nd))

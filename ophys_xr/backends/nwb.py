@@ -3,7 +3,11 @@
 Opening reads the metadata and the small tables (cells, trials, presentations, licks,
 rewards, timestamps); traces, ROI masks, projections, eye tracking, running and
 stimulus templates stay in the file behind :class:`~ophys_xr.backends._arrays.H5ArrayWrapper`
-and become dask arrays.  Everything ends in :func:`ophys_xr.model.create_session_dataset`.
+and become dask arrays.  Where things are in the file, per generation, is the table of
+:mod:`ophys_xr.backends.layout`; the writer (:mod:`ophys_xr.backends.nwb_writer`) is the
+inverse over the same table.  The variables end in
+:func:`ophys_xr.model.build_session_dataset`; the opening options are applied by
+:func:`ophys_xr.formats.open_source`, as for every format.
 """
 
 from __future__ import annotations
@@ -20,6 +24,14 @@ import xarray as xr
 from xarray.backends import BackendEntrypoint
 
 from ophys_xr import _compute
+from ophys_xr._options import (
+    DEFAULT_EVENTS_FILTER_N_TIME_STEPS,
+    DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
+    DEFAULT_EYE_TRACKING_DILATION_FRAMES,
+    DEFAULT_EYE_TRACKING_Z_THRESHOLD,
+    SessionOptions,
+)
+from ophys_xr.backends import layout as L
 from ophys_xr.backends._arrays import (
     CHUNK_BYTES,
     HDF5_LOCK,
@@ -31,32 +43,24 @@ from ophys_xr.backends._arrays import (
 from ophys_xr.exceptions import (
     InvalidSessionFileError,
     NotAnOphysSessionError,
-    NotNwbFileError,
     SchemaError,
     SessionFileNotFoundError,
     UnsupportedLayoutError,
 )
-from ophys_xr.model import (
-    DEFAULT_EVENTS_FILTER_N_TIME_STEPS,
-    DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
-    create_session_dataset,
-)
-from ophys_xr.variables import SPECS
+from ophys_xr.formats import is_url, open_source
+from ophys_xr.model import build_session_dataset
+from ophys_xr.variables import INT_NULL, SPECS
 
-__all__ = ["OphysBackendEntrypoint", "detect_layout", "open_nwb_session"]
+__all__ = [
+    "OphysBackendEntrypoint",
+    "detect_layout",
+    "open_nwb_session",
+    "read_nwb",
+    "read_nwb_metadata",
+]
 
-OPHYS = "processing/ophys"
-SEG = f"{OPHYS}/image_segmentation/cell_specimen_table"
-EYE = "acquisition/EyeTracking"
-INT_NULL = -99
-_PRES_SKIP = {"tags", "tags_index", "timeseries", "timeseries_index", "id"}
-_PRES_DROP = {"image_set", "index"}
-_PRES_RENAME = {"stop_time": "end_time", "trials_id": "stimulus_presentations_trials_id"}
-_PRES_INT_NULL = {"flashes_since_change", "image_index", "movie_repeat", "movie_frame_index",
-                  "stimulus_presentations_trials_id", "start_frame", "end_frame",
-                  "stimulus_block"}
-_TRIAL_RENAME = {"start_time": "trials_start_time", "stop_time": "trials_stop_time",
-                 "is_change": "trials_is_change", "stimulus_change": "trials_is_change"}
+OPHYS = L.OPHYS
+SEG = L.SEG
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
@@ -64,17 +68,11 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 # opening and checking the file
 
 
-def is_url(source: object) -> bool:
-    """Whether ``source`` is a URL (``https://``, ``s3://``, ...) rather than a local path."""
-    return isinstance(source, str) and "://" in source and not source.startswith("file://")
-
-
 #: Dask blocks of chunked (compressed) datasets, e.g. the event traces: about this many
 #: bytes of whole storage chunks, at least _CELLS_PER_BLOCK cells wide.  Every read
-#: decompresses whole chunks, so narrow blocks keep a selection of a few cells small (60-min,
-#: 300-cell session: one cell's filtered events 0.75 -> 0.08 s, 3 cells' events 0.57 ->
-#: 0.24 s), at some cost to reading every cell (events +20%, filtered events +5%; narrower
-#: blocks cost more, wider ones save less).
+#: decompresses whole chunks, so narrow blocks keep a selection of a few cells small, at
+#: some cost to reading every cell; narrower blocks cost more, wider ones save less
+#: (benchmarks/RESULTS.md, "bench_compat" and "bench_open", the chunked-events entries).
 _CHUNKED_BLOCK_BYTES = CHUNK_BYTES // 8
 _CELLS_PER_BLOCK = 32
 
@@ -150,30 +148,15 @@ def detect_layout(f: Any, path: str = "<file>") -> str:
     ------
     NotNwbFileError, UnsupportedLayoutError, NotAnOphysSessionError
     """
-    if "nwb_version" not in f.attrs and "general" not in f:
-        msg = (
-            f"{path!r} is an HDF5 file but not an NWB file (no 'nwb_version' attribute, no "
-            "'general' group). Pass an AllenSDK behavior_ophys_experiment_*.nwb file."
-        )
-        raise NotNwbFileError(msg)
-    if "processing/two_photon_imaging" in f:
-        msg = (
-            f"{path!r} is in the 2019 AllenSDK layout (AllenSDK <= 2.3, "
-            "processing/two_photon_imaging), which ophys_xr does not read. Download the "
-            "released Visual Behavior Ophys file of this experiment (2021 or 2023 layout)."
-        )
-        raise UnsupportedLayoutError(msg)
-    if OPHYS not in f or f"{OPHYS}/dff" not in f:
+    layout = L.detect(f, path)
+    if OPHYS not in f or f"{L.TRACE_SERIES['dff'][1]}" not in f:
         msg = (
             f"{path!r} is an NWB file without the ophys processing module "
             f"({OPHYS}/dff): probably a behavior-only session. ophys_xr opens "
             "behavior_ophys_experiment files."
         )
         raise NotAnOphysSessionError(msg)
-    meta = f["general/metadata"].attrs if "general/metadata" in f else {}
-    if "ophys_container_id" in meta or "targeted_imaging_depth" in meta:
-        return "2023"
-    return "2021"
+    return layout.name
 
 
 # --------------------------------------------------------------------------------------
@@ -289,10 +272,10 @@ def _h5py_file(path: str, mode: str = "r", **kwargs: Any) -> Any:
 # metadata
 
 
-def _metadata(f: Any, layout: str) -> dict[str, Any]:
-    meta = {k: _scalar(v) for k, v in f["general/metadata"].attrs.items()}
-    subject = f["general/subject"]
-    plane = f["general/optophysiology/imaging_plane_1"]
+def _metadata(f: Any, layout: L.Layout) -> dict[str, Any]:
+    meta = {k: _scalar(v) for k, v in f[L.METADATA].attrs.items()}
+    subject = f[L.SUBJECT]
+    plane = f[L.PLANE]
     genotype = _str(subject["genotype"][()]) if "genotype" in subject else None
     reporter = _str(subject.attrs["reporter_line"]) if "reporter_line" in subject.attrs else None
     if reporter == "None":
@@ -306,7 +289,7 @@ def _metadata(f: Any, layout: str) -> dict[str, Any]:
         if reporter is not None and key in reporter:
             indicator = value
             break
-    container = meta.get("ophys_container_id", meta.get("experiment_container_id"))
+    container = meta.get(layout.container_id_key)
     group = meta.get("imaging_plane_group", -1)
     group_count = int(meta.get("imaging_plane_group_count", 0))
     out: dict[str, Any] = {
@@ -340,12 +323,11 @@ def _metadata(f: Any, layout: str) -> dict[str, Any]:
         "ophys_frame_rate": float(plane["imaging_rate"][()]),
         "ophys_session_id": int(meta["ophys_session_id"]),
         "targeted_structure": _str(plane["location"][()]),
-        "nwb_layout": layout,
+        "nwb_layout": layout.name,
     }
     out["task_parameters"] = json.dumps(_task_parameters(f, out["session_type"]))
-    rig = "processing/eye_tracking_rig_metadata/eye_tracking_rig_metadata"
-    if rig in f:
-        g = f[rig]
+    if L.RIG in f:
+        g = f[L.RIG]
         geometry = {
             "camera_position_mm": g["camera_position"][()].tolist(),
             "camera_rotation_deg": g["camera_rotation"][()].tolist(),
@@ -359,7 +341,7 @@ def _metadata(f: Any, layout: str) -> dict[str, Any]:
 
 
 def _task_parameters(f: Any, session_type: str) -> dict[str, Any]:
-    attrs = {k: _scalar(v) for k, v in f["general/task_parameters"].attrs.items()
+    attrs = {k: _scalar(v) for k, v in f[L.TASK].attrs.items()
              if k not in ("namespace", "neurodata_type", "object_id")}
     params: dict[str, Any] = {}
     for key in ("blank_duration_sec", "response_window_sec"):
@@ -403,7 +385,8 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
                  "max_correction_up", "max_correction_down", "max_correction_left",
                  "max_correction_right"):
         out[name] = seg[name][()][rows]
-    n_frames = f[f"{OPHYS}/dff/traces/data"].shape[0]
+    dff_series = f"{L.TRACE_SERIES['dff'][1]}/traces"
+    n_frames = f[f"{dff_series}/data"].shape[0]
 
     def column_map(series: str) -> np.ndarray:
         """Stored column of each selected table row (-1: not in this series)."""
@@ -413,14 +396,8 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
         col_of_row[region] = np.arange(len(region))
         return col_of_row[rows]
 
-    traces = {
-        "dff": f"{OPHYS}/dff/traces",
-        "corrected_fluorescence": f"{OPHYS}/corrected_fluorescence/traces",
-        "demixed_trace": f"{OPHYS}/demixed_trace/traces",
-        "neuropil_trace": f"{OPHYS}/neuropil_trace/traces",
-        "events": f"{OPHYS}/event_detection",
-    }
-    dff_cols = column_map(traces["dff"])
+    traces = {name: f"{group}/traces" for name, (_, group) in L.TRACE_SERIES.items()}
+    traces["events"] = L.EVENTS
     for name, series in traces.items():
         if series not in f:
             if name in ("dff", "corrected_fluorescence"):
@@ -437,23 +414,22 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
         if shape[0] != n_frames:
             msg = (
                 f"{series}/data in {str(r.path)!r} has {shape[0]} frames but "
-                f"{OPHYS}/dff/traces/data has {n_frames}; the file is inconsistent"
+                f"{dff_series}/data has {n_frames}; the file is inconsistent"
             )
             raise SchemaError(msg)
         arr = r.wrapper(f"{series}/data", np.float64, take=(1, cols))
         out[name] = r.variable(name, arr)
         if name == "events":
-            for var, ds_name in (("lambda", "lambdas"), ("noise_std", "noise_stds")):
+            for var, ds_name in L.EVENT_VALUES.items():
                 values = f[f"{series}/{ds_name}"][()].astype(np.float64)
                 out[var] = np.where(cols >= 0, values[np.maximum(cols, 0)], np.nan)
-    del dff_cols
-    for var in ("r", "RMSE"):
-        p = f"{OPHYS}/corrected_fluorescence/{var}/data"
+    for var, series in L.FIT_SERIES.items():
+        p = f"{series}/data"
         if p in f:
-            cols = column_map(f"{OPHYS}/corrected_fluorescence/traces")
+            cols = column_map(traces["corrected_fluorescence"])
             out[var] = f[p][()].astype(np.float64)[cols]
-    for axis in ("x", "y"):
-        p = f"{OPHYS}/ophys_motion_correction_{axis}/data"
+    for var, series in L.MOTION_SERIES.items():
+        p = f"{series}/data"
         if p not in f:
             msg = f"{str(r.path)!r} has no {p}, which every ophys session has"
             raise NotAnOphysSessionError(msg)
@@ -464,8 +440,7 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
                 f"{n_frames}; the file is inconsistent"
             )
             raise SchemaError(msg)
-        out[f"motion_correction_{axis}"] = r.variable(
-            f"motion_correction_{axis}", r.wrapper(p, dset.dtype), {"time": -1})
+        out[var] = r.variable(var, r.wrapper(p, dset.dtype), {"time": -1})
     # ROI masks and images
     mask = f[f"{SEG}/image_mask"]
     if mask.dtype.kind == "f":
@@ -475,11 +450,10 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
     out["row"] = np.arange(height, dtype=np.int64)
     out["column"] = np.arange(width, dtype=np.int64)
     out["roi_mask"] = r.variable("roi_mask", r.wrapper(f"{SEG}/image_mask", bool, take=(0, rows)))
-    images = f"{OPHYS}/images"
-    for name, stored in (("max_projection", "max_projection"),
-                         ("average_projection", "average_image")):
-        dset = f[f"{images}/{stored}"]
-        out[name] = r.variable(name, r.wrapper(f"{images}/{stored}", dset.dtype), {})
+    for name in ("max_projection", "average_projection"):
+        path = f"{L.IMAGES}/{L.IMAGE_DATASETS[name]}"
+        dset = f[path]
+        out[name] = r.variable(name, r.wrapper(path, dset.dtype), {})
         resolution = float(dset.attrs["resolution"])
         meta["pixel_spacing"] = [resolution * 10, resolution * 10]
         meta["pixel_spacing_unit"] = "mm"
@@ -488,11 +462,12 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
 
 def _ophys_time(r: _Reader) -> np.ndarray:
     f = r.f
-    ts = f[f"{OPHYS}/dff/traces/timestamps"][()].astype(np.float64)
-    n_frames = f[f"{OPHYS}/dff/traces/data"].shape[0]
+    series = f"{L.TRACE_SERIES['dff'][1]}/traces"
+    ts = f[f"{series}/timestamps"][()].astype(np.float64)
+    n_frames = f[f"{series}/data"].shape[0]
     if len(ts) != n_frames:
         msg = (
-            f"{str(r.path)!r}: {OPHYS}/dff/traces has {n_frames} frames but {len(ts)} "
+            f"{str(r.path)!r}: {series} has {n_frames} frames but {len(ts)} "
             "timestamps; the file is inconsistent (the AllenSDK silently truncates extra "
             "timestamps; ophys_xr refuses to guess)"
         )
@@ -506,25 +481,20 @@ def _ophys_time(r: _Reader) -> np.ndarray:
 
 def _eye(r: _Reader) -> dict[str, Any]:
     f = r.f
-    if EYE not in f:
+    if L.EYE not in f:
         return {}
-    ts = f[f"{EYE}/eye_tracking/timestamps"][()].astype(np.float64)
+    ts = f[L.EYE_TIMESTAMPS][()].astype(np.float64)
     n = len(ts)
     out: dict[str, Any] = {"eye_frame": np.arange(n, dtype=np.int64), "eye_timestamps": ts}
     chunks = {"eye_frame": -1}
-    for part, group in (("cr", "corneal_reflection_tracking"), ("eye", "eye_tracking"),
-                        ("pupil", "pupil_tracking")):
-        base = f"{EYE}/{group}"
-        raw = f"{base}/area_raw" if f"{base}/area_raw" in f else f"{base}/area"
-        fields = {
-            f"{part}_area_raw": (raw, {}),
-            f"{part}_center_x": (f"{base}/data", {"fixed": {1: 0}}),
-            f"{part}_center_y": (f"{base}/data", {"fixed": {1: 1}}),
-            f"{part}_width": (f"{base}/width", {}),
-            f"{part}_height": (f"{base}/height", {}),
-            f"{part}_phi": (f"{base}/angle", {}),
-        }
-        for name, (path, kwargs) in fields.items():
+    for part, group in L.EYE_PARTS.items():
+        base = f"{L.EYE}/{group}"
+        for field, (stored, column) in L.EYE_FIELDS.items():
+            name = f"{part}_{field}"
+            path = f"{base}/{stored}"
+            if stored == "area_raw" and path not in f:  # files written before area_raw
+                path = f"{base}/area"
+            kwargs = {} if column is None else {"fixed": {1: column}}
             if f[path].shape[0] != n:
                 msg = (
                     f"{path} in {str(r.path)!r} has {f[path].shape[0]} frames but the eye "
@@ -544,17 +514,10 @@ def _fix_polarity(data: Any) -> Any:
 
 def _running(r: _Reader) -> dict[str, Any]:
     f = r.f
-    ts = f["processing/stimulus/timestamps/timestamps"][()].astype(np.float64)
+    ts = f[f"{L.STIMULUS_TIMESTAMPS}/timestamps"][()].astype(np.float64)
     out: dict[str, Any] = {"stimulus_frame": np.arange(len(ts), dtype=np.int64),
                            "stimulus_timestamps": ts}
-    series = {
-        "running_speed": "processing/running/speed",
-        "raw_running_speed": "processing/running/speed_unfiltered",
-        "dx": "processing/running/dx",
-        "v_sig": "acquisition/v_sig",
-        "v_in": "acquisition/v_in",
-    }
-    for name, path in series.items():
+    for name, path in L.RUNNING_SERIES.items():
         if f"{path}/data" not in f:
             if SPECS[name].required:
                 msg = f"{str(r.path)!r} has no {path}, which every session has"
@@ -564,7 +527,7 @@ def _running(r: _Reader) -> dict[str, Any]:
         if n != len(ts):
             msg = (
                 f"{path}/data in {str(r.path)!r} has {n} samples but there are {len(ts)} "
-                "stimulus timestamps (processing/stimulus/timestamps); the file is inconsistent"
+                f"stimulus timestamps ({L.STIMULUS_TIMESTAMPS}); the file is inconsistent"
             )
             raise SchemaError(msg)
         var = r.variable(name, r.wrapper(f"{path}/data", np.float64), {"stimulus_frame": -1})
@@ -576,14 +539,14 @@ def _running(r: _Reader) -> dict[str, Any]:
 
 def _licks_rewards(f: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    lick = "processing/licking/licks"
+    lick = L.LICKS
     if lick in f:
         out["licks_timestamps"] = f[f"{lick}/timestamps"][()].astype(np.float64)
         out["licks_frame"] = f[f"{lick}/data"][()].astype(np.int64)
     else:
         out["licks_timestamps"] = np.zeros(0)
         out["licks_frame"] = np.zeros(0, dtype=np.int64)
-    rew = "processing/rewards"
+    rew = L.REWARDS
     if f"{rew}/volume" in f:
         out["rewards_volume"] = f[f"{rew}/volume/data"][()].astype(np.float64)
         out["rewards_timestamps"] = f[f"{rew}/autorewarded/timestamps"][()].astype(np.float64)
@@ -611,12 +574,12 @@ def _table_columns(group: Any, skip: Iterable[str]) -> dict[str, np.ndarray]:
 
 
 def _trials(f: Any) -> dict[str, Any]:
-    g = f["intervals/trials"]
-    cols = _table_columns(g, {"id", "lick_times", "lick_events"})
+    g = f[L.TRIALS]
+    cols = _table_columns(g, L.TRIAL_DROP)
     n = len(g["id"])
     out: dict[str, Any] = {"trials_id": g["id"][()].astype(np.int64)}
     for name, values in cols.items():
-        key = _TRIAL_RENAME.get(name, name)
+        key = L.TRIAL_RENAME.get(name, name)
         if key not in SPECS:
             continue
         out[key] = values
@@ -625,20 +588,49 @@ def _trials(f: Any) -> dict[str, Any]:
         if cf.dtype.kind == "f":
             cf = np.where(np.isnan(cf), INT_NULL, cf)
         out["change_frame"] = cf.astype(np.int64)
-    licks = g["lick_times"][()].astype(np.float64) if "lick_times" in g else np.zeros(0)
-    index = g["lick_times_index"][()].astype(np.int64) if "lick_times_index" in g \
-        else np.zeros(n, dtype=np.int64)
-    out["lick_times"] = licks
-    out["lick_times_count"] = np.diff(np.concatenate([[0], index])).astype(np.int64)
+    out["lick_times"], out["lick_times_count"] = _ragged_times(g, "lick_times", n)
     return out
 
 
+def _ragged_times(g: Any, name: str, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """A ragged float column of a table: (flat values, count per row).
+
+    hdmf writes a ragged column that holds no value at all (the lick times of a passive
+    session) as one empty byte string with every row's index 0; that is read as no values.
+    """
+    where = f"{g.name}/{name}"
+    if f"{name}_index" not in g:
+        if name in g and g[name].shape[0]:
+            msg = f"{where} in {g.file.filename!r} has values but no {name}_index"
+            raise SchemaError(msg)
+        return np.zeros(0), np.zeros(n_rows, dtype=np.int64)
+    ends = g[f"{name}_index"][()].astype(np.int64)
+    counts = np.diff(np.concatenate([[0], ends]))
+    total = int(ends[-1]) if len(ends) else 0
+    stored = g.get(name)
+    n_stored = stored.shape[0] if stored is not None else 0
+    if len(ends) != n_rows or (counts < 0).any() or total > n_stored:
+        msg = (
+            f"{where}_index in {g.file.filename!r} does not index {where} row by row "
+            f"({len(ends)} index entries for {n_rows} rows, {total} of {n_stored} values); "
+            "the file is inconsistent"
+        )
+        raise SchemaError(msg)
+    if total == 0:
+        return np.zeros(0), counts
+    assert stored is not None  # total > 0 and total <= n_stored
+    if stored.dtype.kind not in "fiu":
+        msg = f"{where} in {g.file.filename!r} holds {stored.dtype} values, not times"
+        raise SchemaError(msg)
+    return stored[:total].astype(np.float64), counts
+
+
 def _presentations(f: Any, trials: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    groups = [g for name, g in f["intervals"].items() if name.endswith("_presentations")]
+    groups = [g for name, g in f["intervals"].items() if name.endswith(L.PRESENTATIONS_SUFFIX)]
     if not groups:
         msg = f"{f.filename!r} has no intervals/*_presentations tables"
         raise NotAnOphysSessionError(msg)
-    tables = [_table_columns(g, _PRES_SKIP) for g in groups]
+    tables = [_table_columns(g, L.PRESENTATION_SKIP) for g in groups]
     lengths = [len(g["id"]) for g in groups]
     names: list[str] = []
     for t in tables:
@@ -655,7 +647,8 @@ def _presentations(f: Any, trials: dict[str, Any]) -> tuple[dict[str, Any], list
                 parts.append(v)
             elif "O" in kinds:
                 parts.append(np.full(n, "", dtype=object))
-            elif kinds <= {"i", "u"} and _PRES_RENAME.get(col, col) in _PRES_INT_NULL:
+            elif kinds <= {"i", "u"} and \
+                    L.PRESENTATION_RENAME.get(col, col) in L.PRESENTATION_INT_NULL:
                 parts.append(np.full(n, INT_NULL, dtype=np.int64))
             else:
                 parts.append(np.full(n, np.nan))
@@ -664,9 +657,9 @@ def _presentations(f: Any, trials: dict[str, Any]) -> tuple[dict[str, Any], list
     out: dict[str, Any] = {}
     unread: list[str] = []
     for col, values in merged.items():
-        if col in _PRES_DROP:
+        if col in L.PRESENTATION_DROP:
             continue
-        key = _PRES_RENAME.get(col, col)
+        key = L.PRESENTATION_RENAME.get(col, col)
         if key not in SPECS or SPECS[key].dims != ("stimulus_presentations_id",):
             unread.append(col)
             continue
@@ -732,15 +725,15 @@ def _add_trial_links(out: dict[str, Any], trials: dict[str, Any]) -> None:
 
 def _templates(r: _Reader, meta: dict[str, Any]) -> dict[str, Any]:
     f = r.f
-    if "stimulus/templates" not in f:
+    if L.TEMPLATES not in f:
         return {}
-    names = [k for k in f["stimulus/templates"] if "movie" not in k]
+    names = [k for k in f[L.TEMPLATES] if "movie" not in k]
     if not names:
         return {}
     if len(names) > 1:
         msg = f"{str(r.path)!r} has several image template sets {names}; expected one"
         raise SchemaError(msg)
-    g = f[f"stimulus/templates/{names[0]}"]
+    g = f[f"{L.TEMPLATES}/{names[0]}"]
     meta["stimulus_templates_image_set"] = names[0]
     out: dict[str, Any] = {"template_image_name": _read(g, "control_description")}
     n, h, w = g["data"].shape
@@ -761,12 +754,102 @@ def _templates(r: _Reader, meta: dict[str, Any]) -> dict[str, Any]:
 # public entry points
 
 
+def _open_file(path: str | os.PathLike[str]) -> tuple[Path | str, Any]:
+    """The checked source (a URL stays a string) and its open h5py file."""
+    if is_url(path):
+        url = str(path)
+        _check_url(url)
+        return url, _h5py_remote(url)
+    p = Path(os.fspath(path)).expanduser()
+    _check_path(p)
+    return p, _open_h5(p)
+
+
+def read_nwb(
+    path: str | os.PathLike[str], options: SessionOptions, *, lock: Any = None
+) -> xr.Dataset:
+    """Read an AllenSDK NWB file into a lazy session Dataset, the opening options not applied.
+
+    The ROIs that ``options`` leave out are not read at all; the options that derive
+    variables (``likely_blink``, ``filtered_events``) are applied by
+    :func:`ophys_xr.formats.open_source`, as for every format.
+
+    Parameters
+    ----------
+    path
+        Local path or URL of a ``behavior_ophys_experiment_*.nwb`` file.
+    options
+        The opening options.
+    lock
+        Lock serialising HDF5 reads (default: xarray's shared ``HDF5_LOCK``).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dask-backed; closing it closes the file.
+    """
+    p, f = _open_file(path)
+    try:
+        layout = L.LAYOUTS[detect_layout(f, str(p))]
+        r = _Reader(p, f, layout.name, lock=lock or HDF5_LOCK)
+        meta = _metadata(f, layout)
+        variables: dict[str, Any] = {"time": _ophys_time(r)}
+        variables.update(_cells(r, options.exclude_invalid_rois, meta))
+        variables.update(_eye(r))
+        variables.update(_running(r))
+        variables.update(_licks_rewards(f))
+        trials = _trials(f)
+        variables.update(trials)
+        pres, unread = _presentations(f, trials)
+        variables.update(pres)
+        variables.update(_templates(r, meta))
+    except KeyError as err:
+        msg = (
+            f"{str(p)!r} lacks an item every AllenSDK ophys NWB file has ({err}); the file is "
+            "incomplete or not a Visual Behavior Ophys experiment file"
+        )
+        raise NotAnOphysSessionError(msg) from err
+    finally:
+        f.close()
+    if unread:
+        meta["ophys_xr_unread_presentation_columns"] = " ".join(unread)
+    ds = build_session_dataset(variables, meta)
+    ds.encoding["source"] = str(p)
+    ds.set_close(r.manager.close)
+    return ds
+
+
+def read_nwb_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The session attributes of an NWB file and its sizes, without reading any trace.
+
+    Returns
+    -------
+    dict
+        The session attributes plus ``n_cells``, ``n_valid_cells`` and ``duration_s``.
+    """
+    p, f = _open_file(path)
+    try:
+        layout = L.LAYOUTS[detect_layout(f, str(p))]
+        meta = _metadata(f, layout)
+        valid = f[f"{SEG}/valid_roi"][()]
+        meta["n_cells"] = int(valid.size)
+        meta["n_valid_cells"] = int(valid.sum())
+        ts = f[f"{L.TRACE_SERIES['dff'][1]}/traces/timestamps"]
+        meta["duration_s"] = float(ts[-1] - ts[0]) if ts.shape[0] else 0.0
+    except KeyError as err:
+        msg = f"{str(p)!r} lacks an item every AllenSDK ophys NWB file has ({err})"
+        raise NotAnOphysSessionError(msg) from err
+    finally:
+        f.close()
+    return meta
+
+
 def open_nwb_session(
     path: str | os.PathLike[str],
     *,
     exclude_invalid_rois: bool = True,
-    eye_tracking_z_threshold: float = 3.0,
-    eye_tracking_dilation_frames: int = 2,
+    eye_tracking_z_threshold: float = DEFAULT_EYE_TRACKING_Z_THRESHOLD,
+    eye_tracking_dilation_frames: int = DEFAULT_EYE_TRACKING_DILATION_FRAMES,
     events_filter_scale_seconds: float = DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
     events_filter_n_time_steps: int = DEFAULT_EVENTS_FILTER_N_TIME_STEPS,
     lock: Any = None,
@@ -794,49 +877,14 @@ def open_nwb_session(
     xarray.Dataset
         Dask-backed session Dataset; the file is opened read-only.
     """
-    if is_url(path):
-        p: Path | str = str(path)
-        _check_url(p)
-        f = _h5py_remote(p)
-    else:
-        p = Path(os.fspath(path)).expanduser()
-        _check_path(p)
-        f = _open_h5(p)
-    try:
-        layout = detect_layout(f, str(p))
-        r = _Reader(p, f, layout, lock=lock or HDF5_LOCK)
-        meta = _metadata(f, layout)
-        variables: dict[str, Any] = {"time": _ophys_time(r)}
-        variables.update(_cells(r, exclude_invalid_rois, meta))
-        variables.update(_eye(r))
-        variables.update(_running(r))
-        variables.update(_licks_rewards(f))
-        trials = _trials(f)
-        variables.update(trials)
-        pres, unread = _presentations(f, trials)
-        variables.update(pres)
-        variables.update(_templates(r, meta))
-    except KeyError as err:
-        msg = (
-            f"{str(p)!r} lacks an item every AllenSDK ophys NWB file has ({err}); the file is "
-            "incomplete or not a Visual Behavior Ophys experiment file"
-        )
-        raise NotAnOphysSessionError(msg) from err
-    finally:
-        f.close()
-    if unread:
-        meta["ophys_xr_unread_presentation_columns"] = " ".join(unread)
-    ds = create_session_dataset(
-        variables,
-        meta,
+    options = SessionOptions(
+        exclude_invalid_rois=exclude_invalid_rois,
         eye_tracking_z_threshold=eye_tracking_z_threshold,
         eye_tracking_dilation_frames=eye_tracking_dilation_frames,
         events_filter_scale_seconds=events_filter_scale_seconds,
         events_filter_n_time_steps=events_filter_n_time_steps,
     )
-    ds.encoding["source"] = str(p)
-    ds.set_close(r.manager.close)
-    return ds
+    return open_source(path, options, engine="nwb", lock=lock)
 
 
 class OphysBackendEntrypoint(BackendEntrypoint):
@@ -854,14 +902,14 @@ class OphysBackendEntrypoint(BackendEntrypoint):
         "events_filter_n_time_steps",
     )
 
-    def open_dataset(  # type: ignore[override]
+    def open_dataset(
         self,
         filename_or_obj: Any,
         *,
         drop_variables: str | Iterable[str] | None = None,
         exclude_invalid_rois: bool = True,
-        eye_tracking_z_threshold: float = 3.0,
-        eye_tracking_dilation_frames: int = 2,
+        eye_tracking_z_threshold: float = DEFAULT_EYE_TRACKING_Z_THRESHOLD,
+        eye_tracking_dilation_frames: int = DEFAULT_EYE_TRACKING_DILATION_FRAMES,
         events_filter_scale_seconds: float = DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
         events_filter_n_time_steps: int = DEFAULT_EVENTS_FILTER_N_TIME_STEPS,
     ) -> xr.Dataset:

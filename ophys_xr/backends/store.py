@@ -2,7 +2,8 @@
 
 These stores hold the session Dataset as written by xarray, so reading them is xarray's
 own Zarr / netCDF engine followed by the session builder (which checks the schema and
-restores the ``cell_roi_id`` index).
+restores the ``cell_roi_id`` index); the opening options are applied by
+:func:`ophys_xr.formats.open_source`, as for every format.
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ophys_xr._options import SessionOptions
 from ophys_xr.backends._arrays import CHUNK_BYTES, SubsetArray, lazy
 from ophys_xr.exceptions import InvalidSessionFileError, SessionFileNotFoundError
-from ophys_xr.model import METADATA_ATTRS, create_session_dataset
-from ophys_xr.variables import TABLE_DIMS
+from ophys_xr.model import build_session_dataset
+from ophys_xr.variables import METADATA_ATTRS, TABLE_DIMS
 
-__all__ = ["open_store_session"]
+__all__ = ["is_zarr_store", "open_store_session", "read_store", "read_store_metadata"]
+
+
+def is_zarr_store(path: Path) -> bool:
+    """Whether ``path`` is a Zarr store (a folder with Zarr metadata)."""
+    return path.is_dir() and ((path / "zarr.json").exists() or (path / ".zgroup").exists())
 
 
 def _is_consolidated(path: Path) -> bool:
@@ -73,22 +80,35 @@ def open_store_session(
 ) -> xr.Dataset:
     """Open a Zarr store or netCDF file written from a session Dataset, lazily.
 
+    ``read_store`` with only ``exclude_invalid_rois`` of the options; the other options
+    are those the store was written with.
+    """
+    return read_store(path, SessionOptions(exclude_invalid_rois=exclude_invalid_rois),
+                      engine=engine)
+
+
+def read_store(path: str | os.PathLike[str], options: SessionOptions, *, engine: str
+               ) -> xr.Dataset:
+    """Read a Zarr store or netCDF file written from a session Dataset, lazily.
+
     Parameters
     ----------
     path
         The store or file.
+    options
+        The opening options; only ``exclude_invalid_rois`` is used here: the ROIs whose
+        ``valid_roi`` is False are left out (the segmentation mask image is then made
+        again over the valid ROIs), selected before the arrays become dask arrays, so a
+        later selection still reads only what it needs.
     engine
         ``"zarr"`` or ``"netcdf"``.
-    exclude_invalid_rois
-        Leave out the ROIs whose ``valid_roi`` is False (the segmentation mask image is then
-        summed again over the valid ROIs).  Selected before the arrays become dask arrays,
-        so a later selection still reads only what it needs.
 
     Returns
     -------
     xarray.Dataset
         Dask-backed session Dataset.
     """
+    exclude_invalid_rois = options.exclude_invalid_rois
     p = Path(os.fspath(path)).expanduser()
     if not p.exists():
         msg = f"No such session store: {str(p)!r}. Check the path (cwd: {os.getcwd()!r})."
@@ -131,7 +151,24 @@ def open_store_session(
         if kind.startswith("list") and value is not None \
                 and not isinstance(value, list | tuple | np.ndarray):
             attrs[key] = [value.item() if isinstance(value, np.generic) else value]
-    ds = create_session_dataset(variables, attrs, derive=keep is not None)
+    ds = build_session_dataset(variables, attrs)
     ds.encoding["source"] = str(p)
     ds.set_close(close)
     return ds
+
+
+def read_store_metadata(path: str | os.PathLike[str], *, engine: str) -> dict[str, Any]:
+    """The session attributes of a store and its sizes (only the small tables are read).
+
+    Returns
+    -------
+    dict
+        The session attributes plus ``n_cells``, ``n_valid_cells`` and ``duration_s``.
+    """
+    with read_store(path, SessionOptions(exclude_invalid_rois=False), engine=engine) as ds:
+        time = ds["time"].values
+        meta = dict(ds.attrs)
+        meta["n_cells"] = int(ds.sizes["cell_specimen_id"])
+        meta["n_valid_cells"] = int(ds["valid_roi"].values.sum())
+        meta["duration_s"] = float(time[-1] - time[0]) if time.size else 0.0
+    return meta

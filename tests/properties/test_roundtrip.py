@@ -25,8 +25,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from _dask import raise_if_dask_computes
-from hypothesis import example, given
-from hypothesis import strategies as st
+from hypothesis import example, given, strategies as st
 
 import ophys_xr
 from ophys_xr.exceptions import OptionError, SchemaError
@@ -123,8 +122,8 @@ def expected_on_opening(simulated: xr.Dataset, exclude_invalid_rois: bool) -> xr
     if not exclude_invalid_rois:
         return simulated
     valid = simulated.isel(cell_specimen_id=simulated["valid_roi"].values)
-    # the segmentation mask image is made from the ROIs opened: the valid ones
-    masks = valid["roi_mask"].values.sum(axis=0).astype(np.int64)
+    # the segmentation mask image is made from the ROIs opened: the union of the valid ones
+    masks = valid["roi_mask"].values.any(axis=0).astype(np.int64)
     return valid.assign(segmentation_mask_image=valid["segmentation_mask_image"].copy(data=masks))
 
 
@@ -197,7 +196,8 @@ def test_nwb_zarr_netcdf_round_trip(options: dict[str, Any], exclude_invalid_roi
                 with reopened:
                     # lazy as the NWB Dataset is: the tables read, the rest dask
                     assert eager(reopened) == eager(source), writer
-                    assert_same(reopened.compute(), loaded, f"NWB -> Dataset -> {writer} -> Dataset")
+                    assert_same(reopened.compute(), loaded,
+                                f"NWB -> Dataset -> {writer} -> Dataset")
                 if not exclude_invalid_rois:
                     # a store of every ROI, reopened without the invalid ones, is the NWB
                     # file opened without them

@@ -1,0 +1,176 @@
+"""The storage formats a session opens from, as one registry, and the one open path.
+
+Each :class:`Format` says which paths it claims (suffixes, or a test of a folder), how a
+session is read from it (the opening options applied only as far as the reader can do so
+cheaply, e.g. leaving invalid ROIs unread) and how its metadata is read without the
+traces.  :func:`open_source` is the one path from a source to the session Dataset:
+``ophys_xr.open_session``, ``xr.open_dataset(..., engine="ophys")``, ``open_sessions``,
+``map_sessions`` and ``BehaviorOphysSession.from_nwb_path`` all end there, and the
+options are applied there, once, for every format
+(:func:`ophys_xr.model.apply_session_options`).  A new storage format is one entry of
+:data:`FORMATS`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from ophys_xr._options import SessionOptions
+from ophys_xr.exceptions import OptionError
+from ophys_xr.model import apply_session_options
+
+__all__ = ["FORMATS", "Format", "format_of", "is_url", "open_source", "read_metadata"]
+
+Source = str | os.PathLike[str]
+
+
+def is_url(source: object) -> bool:
+    """Whether ``source`` is a URL (``https://``, ``s3://``, ...) rather than a local path."""
+    return isinstance(source, str) and "://" in source and not source.startswith("file://")
+
+
+def _read_nwb(source: Source, options: SessionOptions, **kwargs: Any) -> xr.Dataset:
+    from ophys_xr.backends.nwb import read_nwb
+
+    return read_nwb(source, options, **kwargs)
+
+
+def _nwb_metadata(path: Source) -> dict[str, Any]:
+    from ophys_xr.backends.nwb import read_nwb_metadata
+
+    return read_nwb_metadata(path)
+
+
+def _store_format(engine: str) -> tuple[Callable[..., xr.Dataset],
+                                         Callable[[Source], dict[str, Any]]]:
+    def read(source: Source, options: SessionOptions, **kwargs: Any) -> xr.Dataset:
+        from ophys_xr.backends.store import read_store
+
+        return read_store(source, options, engine=engine, **kwargs)
+
+    def metadata(path: Source) -> dict[str, Any]:
+        from ophys_xr.backends.store import read_store_metadata
+
+        return read_store_metadata(path, engine=engine)
+
+    return read, metadata
+
+
+def _is_zarr_folder(path: Path) -> bool:
+    from ophys_xr.backends.store import is_zarr_store
+
+    return is_zarr_store(path)
+
+
+@dataclass(frozen=True)
+class Format:
+    """A storage format of sessions.
+
+    Parameters
+    ----------
+    name
+        The ``engine`` name.
+    suffixes
+        File or folder name suffixes it claims (lower case).
+    read
+        ``read(source, options, **kwargs)`` -> the session Dataset, built but with the
+        options that derive variables not yet applied.
+    read_metadata
+        ``read_metadata(path)`` -> the session attributes plus ``n_cells``,
+        ``n_valid_cells`` and ``duration_s``, reading no trace.
+    claims
+        Whether it claims a path whatever its suffix (a Zarr store folder); optional.
+    remote
+        Whether it reads URLs.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    read: Callable[..., xr.Dataset]
+    read_metadata: Callable[[Source], dict[str, Any]]
+    claims: Callable[[Path], bool] | None = None
+    remote: bool = False
+
+
+FORMATS: dict[str, Format] = {
+    "nwb": Format("nwb", (".nwb",), _read_nwb, _nwb_metadata, remote=True),
+    "zarr": Format("zarr", (".zarr",), *_store_format("zarr"), claims=_is_zarr_folder),
+    "netcdf": Format("netcdf", (".nc", ".nc4", ".netcdf"), *_store_format("netcdf")),
+}
+#: The format of a file whose suffix no format claims.
+DEFAULT_FORMAT = "nwb"
+
+
+def format_of(source: Source, engine: str | None = None) -> Format:
+    """The format of ``source``: ``engine`` when given, else guessed from the path.
+
+    Raises
+    ------
+    OptionError
+        An unknown ``engine``.
+    """
+    if engine is not None:
+        if engine not in FORMATS:
+            msg = f"unknown engine {engine!r}; choose one of {list(FORMATS)} (or None to guess)"
+            raise OptionError(msg)
+        return FORMATS[engine]
+    if is_url(source):
+        return FORMATS[DEFAULT_FORMAT]
+    path = Path(os.fspath(source)).expanduser()
+    suffix = path.suffix.lower()
+    for fmt in FORMATS.values():
+        if suffix in fmt.suffixes or (fmt.claims is not None and fmt.claims(path)):
+            return fmt
+    return FORMATS[DEFAULT_FORMAT]
+
+
+def open_source(source: Source, options: SessionOptions, *, engine: str | None = None,
+                **kwargs: Any) -> xr.Dataset:
+    """Open one session from any format, the options applied: the one open path.
+
+    Parameters
+    ----------
+    source
+        Path (or URL, for the formats that read them).
+    options
+        The opening options.
+    engine
+        A key of :data:`FORMATS`; guessed from the path when None.
+    **kwargs
+        Passed to the format's reader (e.g. ``lock`` for NWB).
+
+    Returns
+    -------
+    xarray.Dataset
+        The session Dataset; closing it closes the source.
+    """
+    fmt = format_of(source, engine)
+    if is_url(source):
+        if not fmt.remote:
+            msg = f"the {fmt.name} format reads local paths only, got the URL {source!r}"
+            raise OptionError(msg)
+        target: Source = str(source)
+    else:
+        target = Path(os.fspath(source)).expanduser()
+    raw = fmt.read(target, options, **kwargs)
+    try:
+        ds = apply_session_options(raw, options)
+    except BaseException:
+        raw.close()
+        raise
+    if ds is not raw:
+        ds.encoding = dict(raw.encoding)
+        ds.set_close(raw.close)
+    return ds
+
+
+def read_metadata(source: Source, engine: str | None = None) -> dict[str, Any]:
+    """The session attributes and sizes of ``source``, reading no trace."""
+    path = Path(os.fspath(source)).expanduser()
+    return format_of(path, engine).read_metadata(path)
