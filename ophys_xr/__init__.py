@@ -10,7 +10,7 @@ from ophys_xr import (
 )
 from ophys_xr.behavior import performance, reward_rate
 from ophys_xr.cells import filter_events, roi_masks, segmentation_mask_image
-from ophys_xr.compat import BehaviorOphysSession
+from ophys_xr.compat import BehaviorOphysSession, BehaviorSession
 from ophys_xr.exceptions import (
     DownloadError,
     InvalidSessionFileError,
@@ -37,12 +37,20 @@ from ophys_xr.responses import (
     stimulus_response,
     trial_response,
 )
-from ophys_xr.sessions import catalog, combine_by_cell, map_sessions, open_sessions
+from ophys_xr.sessions import (
+    catalog,
+    combine_by_cell,
+    map_sessions,
+    open_multiplane_session,
+    open_sessions,
+    plane_dataset,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BehaviorOphysSession",
+    "BehaviorSession",
     "DownloadError",
     "InvalidSessionFileError",
     "MissingDataError",
@@ -67,9 +75,11 @@ __all__ = [
     "image_selectivity",
     "lifetime_sparseness",
     "map_sessions",
+    "open_multiplane_session",
     "open_session",
     "open_sessions",
     "performance",
+    "plane_dataset",
     "reliability",
     "reward_rate",
     "roi_masks",

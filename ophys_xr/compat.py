@@ -1,6 +1,8 @@
 """The AllenSDK session API over the session Dataset.
 
-:class:`BehaviorOphysSession` (alias :data:`BehaviorOphysExperiment`) has every public
+:class:`BehaviorSession` has every public name of AllenSDK 2.16.2's ``BehaviorSession``
+(the behavior of any session file, behavior sessions without imaging included);
+:class:`BehaviorOphysSession` (alias :data:`BehaviorOphysExperiment`) adds every public
 name of AllenSDK 2.16.2's ``BehaviorOphysExperiment`` plus the seed-era helpers that
 2.16 removed (``get_roi_masks``, ``deserialize_image``, ``get_max_projection``,
 ``get_average_projection``, ``running_data_df``, ``cache_clear``).  Each name returns the
@@ -45,7 +47,12 @@ from ophys_xr._options import (
     DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
     SessionOptions,
 )
-from ophys_xr.exceptions import MissingDataError, OptionError, SessionClosedError
+from ophys_xr.exceptions import (
+    MissingDataError,
+    NotAnOphysSessionError,
+    OptionError,
+    SessionClosedError,
+)
 from ophys_xr.model import apply_session_options
 from ophys_xr.variables import (
     CELL_DIM as CELL,
@@ -61,6 +68,7 @@ __all__ = [
     "STIMULUS_PRESENTATIONS_COLUMN_PRIORITY",
     "BehaviorOphysExperiment",
     "BehaviorOphysSession",
+    "BehaviorSession",
     "Image",
 ]
 
@@ -129,6 +137,9 @@ _METADATA = (
     ("ophys_frame_rate", np.float64), ("ophys_session_id", np.int64),
     ("targeted_structure", str),
 )
+
+#: The first keys of :data:`_METADATA`: those of a behavior session (``BehaviorSession``).
+_N_BEHAVIOR_METADATA = 14
 
 #: ``get_performance_metrics()`` counts returned as python ints (``len(...)``); the other
 #: counts are numpy int64 (pandas ``sum()`` of a bool column).
@@ -285,10 +296,12 @@ Image.__hash__ = None  # type: ignore[assignment,method-assign]
 # the session
 
 
-class BehaviorOphysSession:
-    """An ophys experiment with the AllenSDK 2.16.2 ``BehaviorOphysExperiment`` API.
+class BehaviorSession:
+    """A behavior session with the AllenSDK 2.16.2 ``BehaviorSession`` API.
 
-    Build it with :meth:`from_nwb_path` (an NWB file, a Zarr store or a netCDF file) or
+    The behavior of any session file: a behavior session without imaging
+    (``behavior_session_*.nwb``) or the behavior part of an imaging experiment.  Build it
+    with :meth:`from_nwb_path` (an NWB file, a Zarr store or a netCDF file) or
     :meth:`from_dataset` (an open session Dataset).  Every data attribute is computed from
     the lazy Dataset on first use, reading only what it needs, and cached;
     :meth:`cache_clear` drops the cache.  A session from :meth:`from_nwb_path` owns its
@@ -301,16 +314,23 @@ class BehaviorOphysSession:
         A session Dataset (``ophys_xr.open_session``), used as it is.
     """
 
+    #: ``metadata`` keys and value types.
+    _metadata_keys: tuple[tuple[str, Any], ...] = _METADATA[:_N_BEHAVIOR_METADATA]
+
     def __init__(self, dataset: xr.Dataset) -> None:
         if not isinstance(dataset, xr.Dataset):
             msg = (
-                f"BehaviorOphysSession needs a session xarray.Dataset, got "
-                f"{type(dataset).__name__}; use BehaviorOphysSession.from_nwb_path(path) for "
+                f"{type(self).__name__} needs a session xarray.Dataset, got "
+                f"{type(dataset).__name__}; use {type(self).__name__}.from_nwb_path(path) for "
                 "a file"
             )
             raise OptionError(msg)
+        self._check_kind(dataset)
         self._ds: xr.Dataset | None = dataset
         self._owned: xr.Dataset | None = None
+
+    def _check_kind(self, dataset: xr.Dataset) -> None:
+        """Every session kind has the behavior data: nothing to check."""
 
     # ---- construction and life cycle --------------------------------------------------
 
@@ -360,7 +380,11 @@ class BehaviorOphysSession:
             events_filter_scale_seconds=events_filter_scale_seconds,
             events_filter_n_time_steps=events_filter_n_time_steps,
         )
-        session = cls(opened)
+        try:
+            session = cls(opened)
+        except BaseException:
+            opened.close()
+            raise
         session._owned = opened
         return session
 
@@ -432,9 +456,8 @@ class BehaviorOphysSession:
     def __repr__(self) -> str:
         if self._ds is None:
             return f"<{type(self).__name__} (closed)>"
-        oeid = self._ds.attrs.get("ophys_experiment_id")
-        return (f"<{type(self).__name__} ophys_experiment_id={oeid} "
-                f"({self._ds.sizes.get(CELL, 0)} cells)>")
+        bsid = self._ds.attrs.get("behavior_session_id")
+        return f"<{type(self).__name__} behavior_session_id={bsid}>"
 
     def cache_clear(self) -> None:
         """Forget every computed attribute; the next access recomputes it from the Dataset."""
@@ -462,25 +485,16 @@ class BehaviorOphysSession:
 
     def _data(self) -> xr.Dataset:
         if self._ds is None:
+            name = type(self).__name__
             msg = (
-                "this BehaviorOphysSession was closed, so its data is no longer available; "
-                "keep the DataFrames you took from it before close(), or open the file again "
-                "with BehaviorOphysSession.from_nwb_path(path)"
+                f"this {name} was closed, so its data is no longer available; keep the "
+                "DataFrames you took from it before close(), or open the file again with "
+                f"{name}.from_nwb_path(path)"
             )
             raise SessionClosedError(msg)
         return self._ds
 
     # ---- ids and metadata -----------------------------------------------------------------
-
-    @functools.cached_property
-    def ophys_experiment_id(self) -> int:
-        """Ophys experiment id (python int)."""
-        return int(self._attr("ophys_experiment_id"))
-
-    @functools.cached_property
-    def ophys_session_id(self) -> np.int64:
-        """Ophys session id (numpy int64)."""
-        return np.int64(self._attr("ophys_session_id"))
 
     @functools.cached_property
     def behavior_session_id(self) -> np.int64:
@@ -508,9 +522,11 @@ class BehaviorOphysSession:
         """
         attrs = self._data().attrs
         out: dict[str, Any] = {}
-        for key, kind in _METADATA:
+        for key, kind in self._metadata_keys:
             value = attrs.get(key)
             out[key] = None if value is None else kind(value)
+        if "imaging_plane_group_count" not in out:
+            return out
         count = int(attrs.get("imaging_plane_group_count", 0))
         multiplane = count > 1
         out["imaging_plane_group_count"] = np.int64(count) if multiplane else 0
@@ -540,6 +556,267 @@ class BehaviorOphysSession:
             return {}
         return json.loads(ds.attrs["eye_tracking_rig_geometry"])
 
+    # ---- timestamps ------------------------------------------------------------------------
+
+    @functools.cached_property
+    def stimulus_timestamps(self) -> np.ndarray:
+        """Stimulus (vsync) frame times without monitor delay, s (float64)."""
+        ds = self._data()
+        validate(ds, "stimulus_timestamps", purpose="stimulus_timestamps")
+        return np.asarray(ds["stimulus_timestamps"].values, dtype=np.float64)
+
+    # ---- eye tracking ------------------------------------------------------------------------
+
+    @functools.cached_property
+    def eye_tracking(self) -> pd.DataFrame:
+        """Eye tracking per camera frame, blink-filtered with this session's thresholds.
+
+        Index ``frame``; the AllenSDK's 23 columns (:data:`EYE_TRACKING_COLUMNS`).  An empty
+        table with a warning when the session has no eye tracking (as the AllenSDK).
+        """
+        ds = self._data()
+        names = list(EYE_TRACKING_COLUMNS[1:])
+        if "eye_area_raw" not in ds:
+            warnings.warn(
+                "this session has no eye tracking (NWB group acquisition/EyeTracking); "
+                "eye_tracking is an empty table",
+                UserWarning,
+                stacklevel=2,
+            )
+            empty = {c: np.zeros(0, dtype=bool if c == "likely_blink" else np.float64)
+                     for c in EYE_TRACKING_COLUMNS}
+            return pd.DataFrame(empty, index=pd.Index(np.zeros(0, dtype=np.int64), name="frame"))
+        validate(ds, ("eye_frame", "eye_timestamps", *names), purpose="eye_tracking")
+        values = ds[names].compute()  # one pass: the blink mask is computed once
+        data = {"timestamps": np.asarray(ds["eye_timestamps"].values, dtype=np.float64)}
+        data.update({c: np.asarray(values[c].values) for c in names})
+        return pd.DataFrame(data, index=pd.Index(np.asarray(ds["eye_frame"].values),
+                                                 name="frame"))
+
+    # ---- running -----------------------------------------------------------------------------
+
+    def _speed(self, var: str) -> pd.DataFrame:
+        ds = self._data()
+        validate(ds, (var, "stimulus_timestamps"), purpose=var)
+        return pd.DataFrame({"timestamps": self.stimulus_timestamps,
+                             "speed": np.asarray(ds[var].values, dtype=np.float64)})
+
+    @functools.cached_property
+    def running_speed(self) -> pd.DataFrame:
+        """Low-pass filtered running speed, cm/s: columns ``timestamps``, ``speed``."""
+        return self._speed("running_speed")
+
+    @functools.cached_property
+    def raw_running_speed(self) -> pd.DataFrame:
+        """Unfiltered running speed, cm/s: columns ``timestamps``, ``speed``."""
+        return self._speed("raw_running_speed")
+
+    def _running_df(self, var: str) -> pd.DataFrame:
+        ds = self._data()
+        validate(ds, (var, "stimulus_timestamps"), purpose="running_data_df")
+        names = [var] + [n for n in ("dx", "v_sig", "v_in") if n in ds]
+        values = ds[names].compute()
+        data = {("speed" if n == var else n): np.asarray(values[n].values) for n in names}
+        return pd.DataFrame(data, index=pd.Index(self.stimulus_timestamps, name="timestamps"))
+
+    @functools.cached_property
+    def running_data_df(self) -> pd.DataFrame:
+        """The signals behind running speed by timestamp (seed era): ``speed`` (filtered),
+        ``dx``, ``v_sig``, ``v_in`` (those the file has)."""
+        return self._running_df("running_speed")
+
+    @functools.cached_property
+    def raw_running_data_df(self) -> pd.DataFrame:
+        """As :attr:`running_data_df` with the unfiltered ``speed`` (seed era)."""
+        return self._running_df("raw_running_speed")
+
+    # ---- behavior tables ---------------------------------------------------------------------
+
+    @functools.cached_property
+    def licks(self) -> pd.DataFrame:
+        """Licks: ``timestamps`` (s) and stimulus ``frame``."""
+        ds = self._data()
+        validate(ds, ("licks_timestamps", "licks_frame"), purpose="licks")
+        return pd.DataFrame({
+            "timestamps": np.asarray(ds["licks_timestamps"].values, dtype=np.float64),
+            "frame": np.asarray(ds["licks_frame"].values, dtype=np.int64),
+        })
+
+    @functools.cached_property
+    def rewards(self) -> pd.DataFrame:
+        """Rewards: ``volume`` (mL), ``timestamps`` (s), ``auto_rewarded``."""
+        ds = self._data()
+        validate(ds, ("rewards_volume", "rewards_timestamps", "rewards_auto_rewarded"),
+                 purpose="rewards")
+        return pd.DataFrame({
+            "volume": np.asarray(ds["rewards_volume"].values, dtype=np.float64),
+            "timestamps": np.asarray(ds["rewards_timestamps"].values, dtype=np.float64),
+            "auto_rewarded": np.asarray(ds["rewards_auto_rewarded"].values, dtype=bool),
+        })
+
+    @functools.cached_property
+    def trials(self) -> pd.DataFrame:
+        """The trials table: index ``trials_id``, the AllenSDK 2.16.2 columns.
+
+        ``lick_times`` holds one float64 array per trial; string columns are dtype object.
+        """
+        ds = self._data()
+        validate(ds, [v for _, v in TRIAL_COLUMNS if v != "lick_times"] + ["trials_id"],
+                 purpose="trials")
+        index = pd.Index(np.asarray(ds["trials_id"].values, dtype=np.int64), name="trials_id")
+        times, counts = behavior.trial_licks(ds)
+        data: dict[str, Any] = {}
+        for column, var in TRIAL_COLUMNS:
+            if var == "lick_times":
+                data[column] = _object_column(np.split(times, np.cumsum(counts)[:-1]), index)
+                continue
+            values = np.asarray(ds[var].values)
+            data[column] = _strings(values, index) if values.dtype.kind in "OUT" else values
+        return pd.DataFrame(data, index=index)
+
+    @functools.cached_property
+    def stimulus_presentations(self) -> pd.DataFrame:
+        """Stimulus presentations: index ``stimulus_presentations_id``.
+
+        Columns: :data:`STIMULUS_PRESENTATIONS_COLUMN_PRIORITY` (those present) first, the
+        others in alphabetical order.  ``is_image_novel`` and ``omitted`` are pandas
+        ``boolean`` (2021 files: ``omitted`` numpy bool and ``end_frame`` float64 with NaN
+        for omitted flashes, as stored); a missing string (a stimulus without images) is
+        NaN.
+        """
+        ds = self._data()
+        validate(ds, (PRES, "start_time", "end_time"), purpose="stimulus_presentations")
+        index = pd.Index(np.asarray(ds[PRES].values, dtype=np.int64), name=PRES)
+        layout = str(ds.attrs.get("nwb_layout", "2023"))
+        columns: dict[str, Any] = {}
+        for name, var in ds.data_vars.items():
+            if var.dims != (PRES,):
+                continue
+            key = "trials_id" if name == "stimulus_presentations_trials_id" else str(name)
+            values = np.asarray(var.values)
+            spec = SPECS.get(str(name))
+            if spec is not None and spec.nullable_bool:
+                missing = np.isnan(values)
+                if layout == "2021" and not missing.any():
+                    columns[key] = values == 1.0
+                else:
+                    columns[key] = pd.arrays.BooleanArray(values == 1.0, missing)
+            elif values.dtype.kind in "OUT":
+                columns[key] = _strings(values, index, empty_as_nan=True)
+            elif layout == "2021" and key == "end_frame":
+                # stored as float64, NaN for omitted flashes (their table has no end_frame)
+                columns[key] = np.where(values == INT_NULL, np.nan, values.astype(np.float64))
+            else:
+                columns[key] = values
+        first = [c for c in STIMULUS_PRESENTATIONS_COLUMN_PRIORITY if c in columns]
+        rest = sorted(c for c in columns if c not in STIMULUS_PRESENTATIONS_COLUMN_PRIORITY)
+        return pd.DataFrame({c: columns[c] for c in first + rest}, index=index)
+
+    @functools.cached_property
+    def stimulus_templates(self) -> pd.DataFrame | None:
+        """Template images: index ``image_name``, columns ``unwarped``, ``warped`` (arrays).
+
+        ``.name`` is the image set.  None if the file has no image templates (as the
+        AllenSDK).
+        """
+        ds = self._data()
+        if "stimulus_template_warped" not in ds:
+            return None
+        validate(ds, ("template_image_name", "stimulus_template_warped",
+                      "stimulus_template_unwarped"), purpose="stimulus_templates")
+        index = pd.Index(_strings(ds["template_image_name"].values,
+                                  pd.RangeIndex(ds.sizes["template_image_name"])),
+                         name="image_name", dtype=object)
+        both = ds[["stimulus_template_unwarped", "stimulus_template_warped"]].compute()
+        df = pd.DataFrame({
+            "unwarped": _object_column(np.asarray(both["stimulus_template_unwarped"].values),
+                                       index),
+            "warped": _object_column(np.asarray(both["stimulus_template_warped"].values),
+                                     index),
+        }, index=index)
+        df.name = str(ds.attrs.get("stimulus_templates_image_set", ""))
+        return df
+
+    # ---- performance -------------------------------------------------------------------------
+
+    def get_reward_rate(self) -> np.ndarray:
+        """Rewards per minute per trial (float64, NaN for the first 10 trials)."""
+        return np.asarray(behavior.reward_rate(self._data()).values, dtype=np.float64)
+
+    def get_rolling_performance_df(self) -> pd.DataFrame:
+        """Rolling reward rate, hit / false-alarm rates and d′, indexed by ``trials_id``."""
+        perf = behavior.performance(self._data())
+        return pd.DataFrame(
+            {k: np.asarray(perf[k].values, dtype=np.float64)
+             for k in behavior.ROLLING_PERFORMANCE_KEYS},
+            index=pd.Index(np.asarray(perf["trials_id"].values, dtype=np.int64),
+                           name="trials_id"),
+        )
+
+    def get_performance_metrics(self, engaged_trial_reward_rate_threshold: float = 2.0
+                                ) -> dict[str, Any]:
+        """The AllenSDK 2.16.2 performance metrics (keys, order and value types).
+
+        Parameters
+        ----------
+        engaged_trial_reward_rate_threshold
+            A trial is engaged when its reward rate is strictly above this (rewards/min).
+
+        Returns
+        -------
+        dict
+            ``trial_count``/``total_reward_count`` python ints, the other counts numpy
+            int64, rates numpy float64 (python float NaN for a mean over no trials).
+        """
+        perf = behavior.performance(
+            self._data(), engaged_trial_reward_rate_threshold=engaged_trial_reward_rate_threshold)
+        return {k: _metric_value(k, perf[k].item()) for k in behavior.PERFORMANCE_METRIC_KEYS}
+
+
+class BehaviorOphysSession(BehaviorSession):
+    """An ophys experiment with the AllenSDK 2.16.2 ``BehaviorOphysExperiment`` API.
+
+    Everything of :class:`BehaviorSession` plus the cells, traces, images and imaging
+    metadata.  Build it with :meth:`from_nwb_path` (an NWB file, a Zarr store or a netCDF
+    file) or :meth:`from_dataset` (an open session Dataset); a behavior session without
+    imaging is refused (open it as :class:`BehaviorSession`).
+
+    Parameters
+    ----------
+    dataset
+        A session Dataset of an imaging experiment (``ophys_xr.open_session``), used as it
+        is.
+    """
+
+    _metadata_keys = _METADATA
+
+    def _check_kind(self, dataset: xr.Dataset) -> None:
+        if dataset.attrs.get("session_kind", "behavior_ophys") != "behavior_ophys":
+            source = dataset.encoding.get("source", "the Dataset")
+            msg = (
+                f"{source!r} is a behavior session without imaging (no cells or traces); "
+                "open it with ophys_xr.BehaviorSession.from_nwb_path (the AllenSDK's "
+                "BehaviorSession API)"
+            )
+            raise NotAnOphysSessionError(msg)
+
+    def __repr__(self) -> str:
+        if self._ds is None:
+            return f"<{type(self).__name__} (closed)>"
+        oeid = self._ds.attrs.get("ophys_experiment_id")
+        return (f"<{type(self).__name__} ophys_experiment_id={oeid} "
+                f"({self._ds.sizes.get(CELL, 0)} cells)>")
+
+    @functools.cached_property
+    def ophys_experiment_id(self) -> int:
+        """Ophys experiment id (python int)."""
+        return int(self._attr("ophys_experiment_id"))
+
+    @functools.cached_property
+    def ophys_session_id(self) -> np.int64:
+        """Ophys session id (numpy int64)."""
+        return np.int64(self._attr("ophys_session_id"))
+
     def update_targeted_imaging_depth(self, ophys_experiment_ids: Iterable[int],
                                       lims_db: Any = None) -> None:
         """Recompute the container's targeted imaging depth: needs the AllenSDK's LIMS.
@@ -561,21 +838,12 @@ class BehaviorOphysSession:
         )
         raise MissingDataError(msg)
 
-    # ---- timestamps ------------------------------------------------------------------------
-
     @functools.cached_property
     def ophys_timestamps(self) -> np.ndarray:
         """Ophys frame times, s (float64)."""
         ds = self._data()
         validate(ds, "time", purpose="ophys_timestamps")
         return np.asarray(ds["time"].values, dtype=np.float64)
-
-    @functools.cached_property
-    def stimulus_timestamps(self) -> np.ndarray:
-        """Stimulus (vsync) frame times without monitor delay, s (float64)."""
-        ds = self._data()
-        validate(ds, "stimulus_timestamps", purpose="stimulus_timestamps")
-        return np.asarray(ds["stimulus_timestamps"].values, dtype=np.float64)
 
     # ---- cells -----------------------------------------------------------------------------
 
@@ -897,213 +1165,6 @@ class BehaviorOphysSession:
         both = ds[["motion_correction_x", "motion_correction_y"]].compute()
         return pd.DataFrame({"x": np.asarray(both["motion_correction_x"].values),
                              "y": np.asarray(both["motion_correction_y"].values)})
-
-    # ---- eye tracking ------------------------------------------------------------------------
-
-    @functools.cached_property
-    def eye_tracking(self) -> pd.DataFrame:
-        """Eye tracking per camera frame, blink-filtered with this session's thresholds.
-
-        Index ``frame``; the AllenSDK's 23 columns (:data:`EYE_TRACKING_COLUMNS`).  An empty
-        table with a warning when the session has no eye tracking (as the AllenSDK).
-        """
-        ds = self._data()
-        names = list(EYE_TRACKING_COLUMNS[1:])
-        if "eye_area_raw" not in ds:
-            warnings.warn(
-                "this session has no eye tracking (NWB group acquisition/EyeTracking); "
-                "eye_tracking is an empty table",
-                UserWarning,
-                stacklevel=2,
-            )
-            empty = {c: np.zeros(0, dtype=bool if c == "likely_blink" else np.float64)
-                     for c in EYE_TRACKING_COLUMNS}
-            return pd.DataFrame(empty, index=pd.Index(np.zeros(0, dtype=np.int64), name="frame"))
-        validate(ds, ("eye_frame", "eye_timestamps", *names), purpose="eye_tracking")
-        values = ds[names].compute()  # one pass: the blink mask is computed once
-        data = {"timestamps": np.asarray(ds["eye_timestamps"].values, dtype=np.float64)}
-        data.update({c: np.asarray(values[c].values) for c in names})
-        return pd.DataFrame(data, index=pd.Index(np.asarray(ds["eye_frame"].values),
-                                                 name="frame"))
-
-    # ---- running -----------------------------------------------------------------------------
-
-    def _speed(self, var: str) -> pd.DataFrame:
-        ds = self._data()
-        validate(ds, (var, "stimulus_timestamps"), purpose=var)
-        return pd.DataFrame({"timestamps": self.stimulus_timestamps,
-                             "speed": np.asarray(ds[var].values, dtype=np.float64)})
-
-    @functools.cached_property
-    def running_speed(self) -> pd.DataFrame:
-        """Low-pass filtered running speed, cm/s: columns ``timestamps``, ``speed``."""
-        return self._speed("running_speed")
-
-    @functools.cached_property
-    def raw_running_speed(self) -> pd.DataFrame:
-        """Unfiltered running speed, cm/s: columns ``timestamps``, ``speed``."""
-        return self._speed("raw_running_speed")
-
-    def _running_df(self, var: str) -> pd.DataFrame:
-        ds = self._data()
-        validate(ds, (var, "stimulus_timestamps"), purpose="running_data_df")
-        names = [var] + [n for n in ("dx", "v_sig", "v_in") if n in ds]
-        values = ds[names].compute()
-        data = {("speed" if n == var else n): np.asarray(values[n].values) for n in names}
-        return pd.DataFrame(data, index=pd.Index(self.stimulus_timestamps, name="timestamps"))
-
-    @functools.cached_property
-    def running_data_df(self) -> pd.DataFrame:
-        """The signals behind running speed by timestamp (seed era): ``speed`` (filtered),
-        ``dx``, ``v_sig``, ``v_in`` (those the file has)."""
-        return self._running_df("running_speed")
-
-    @functools.cached_property
-    def raw_running_data_df(self) -> pd.DataFrame:
-        """As :attr:`running_data_df` with the unfiltered ``speed`` (seed era)."""
-        return self._running_df("raw_running_speed")
-
-    # ---- behavior tables ---------------------------------------------------------------------
-
-    @functools.cached_property
-    def licks(self) -> pd.DataFrame:
-        """Licks: ``timestamps`` (s) and stimulus ``frame``."""
-        ds = self._data()
-        validate(ds, ("licks_timestamps", "licks_frame"), purpose="licks")
-        return pd.DataFrame({
-            "timestamps": np.asarray(ds["licks_timestamps"].values, dtype=np.float64),
-            "frame": np.asarray(ds["licks_frame"].values, dtype=np.int64),
-        })
-
-    @functools.cached_property
-    def rewards(self) -> pd.DataFrame:
-        """Rewards: ``volume`` (mL), ``timestamps`` (s), ``auto_rewarded``."""
-        ds = self._data()
-        validate(ds, ("rewards_volume", "rewards_timestamps", "rewards_auto_rewarded"),
-                 purpose="rewards")
-        return pd.DataFrame({
-            "volume": np.asarray(ds["rewards_volume"].values, dtype=np.float64),
-            "timestamps": np.asarray(ds["rewards_timestamps"].values, dtype=np.float64),
-            "auto_rewarded": np.asarray(ds["rewards_auto_rewarded"].values, dtype=bool),
-        })
-
-    @functools.cached_property
-    def trials(self) -> pd.DataFrame:
-        """The trials table: index ``trials_id``, the AllenSDK 2.16.2 columns.
-
-        ``lick_times`` holds one float64 array per trial; string columns are dtype object.
-        """
-        ds = self._data()
-        validate(ds, [v for _, v in TRIAL_COLUMNS if v != "lick_times"] + ["trials_id"],
-                 purpose="trials")
-        index = pd.Index(np.asarray(ds["trials_id"].values, dtype=np.int64), name="trials_id")
-        times, counts = behavior.trial_licks(ds)
-        data: dict[str, Any] = {}
-        for column, var in TRIAL_COLUMNS:
-            if var == "lick_times":
-                data[column] = _object_column(np.split(times, np.cumsum(counts)[:-1]), index)
-                continue
-            values = np.asarray(ds[var].values)
-            data[column] = _strings(values, index) if values.dtype.kind in "OUT" else values
-        return pd.DataFrame(data, index=index)
-
-    @functools.cached_property
-    def stimulus_presentations(self) -> pd.DataFrame:
-        """Stimulus presentations: index ``stimulus_presentations_id``.
-
-        Columns: :data:`STIMULUS_PRESENTATIONS_COLUMN_PRIORITY` (those present) first, the
-        others in alphabetical order.  ``is_image_novel`` and ``omitted`` are pandas
-        ``boolean`` (2021 files: ``omitted`` numpy bool and ``end_frame`` float64 with NaN
-        for omitted flashes, as stored); a missing string (a stimulus without images) is
-        NaN.
-        """
-        ds = self._data()
-        validate(ds, (PRES, "start_time", "end_time"), purpose="stimulus_presentations")
-        index = pd.Index(np.asarray(ds[PRES].values, dtype=np.int64), name=PRES)
-        layout = str(ds.attrs.get("nwb_layout", "2023"))
-        columns: dict[str, Any] = {}
-        for name, var in ds.data_vars.items():
-            if var.dims != (PRES,):
-                continue
-            key = "trials_id" if name == "stimulus_presentations_trials_id" else str(name)
-            values = np.asarray(var.values)
-            spec = SPECS.get(str(name))
-            if spec is not None and spec.nullable_bool:
-                missing = np.isnan(values)
-                if layout == "2021" and not missing.any():
-                    columns[key] = values == 1.0
-                else:
-                    columns[key] = pd.arrays.BooleanArray(values == 1.0, missing)
-            elif values.dtype.kind in "OUT":
-                columns[key] = _strings(values, index, empty_as_nan=True)
-            elif layout == "2021" and key == "end_frame":
-                # stored as float64, NaN for omitted flashes (their table has no end_frame)
-                columns[key] = np.where(values == INT_NULL, np.nan, values.astype(np.float64))
-            else:
-                columns[key] = values
-        first = [c for c in STIMULUS_PRESENTATIONS_COLUMN_PRIORITY if c in columns]
-        rest = sorted(c for c in columns if c not in STIMULUS_PRESENTATIONS_COLUMN_PRIORITY)
-        return pd.DataFrame({c: columns[c] for c in first + rest}, index=index)
-
-    @functools.cached_property
-    def stimulus_templates(self) -> pd.DataFrame | None:
-        """Template images: index ``image_name``, columns ``unwarped``, ``warped`` (arrays).
-
-        ``.name`` is the image set.  None if the file has no image templates (as the
-        AllenSDK).
-        """
-        ds = self._data()
-        if "stimulus_template_warped" not in ds:
-            return None
-        validate(ds, ("template_image_name", "stimulus_template_warped",
-                      "stimulus_template_unwarped"), purpose="stimulus_templates")
-        index = pd.Index(_strings(ds["template_image_name"].values,
-                                  pd.RangeIndex(ds.sizes["template_image_name"])),
-                         name="image_name", dtype=object)
-        both = ds[["stimulus_template_unwarped", "stimulus_template_warped"]].compute()
-        df = pd.DataFrame({
-            "unwarped": _object_column(np.asarray(both["stimulus_template_unwarped"].values),
-                                       index),
-            "warped": _object_column(np.asarray(both["stimulus_template_warped"].values),
-                                     index),
-        }, index=index)
-        df.name = str(ds.attrs.get("stimulus_templates_image_set", ""))
-        return df
-
-    # ---- performance -------------------------------------------------------------------------
-
-    def get_reward_rate(self) -> np.ndarray:
-        """Rewards per minute per trial (float64, NaN for the first 10 trials)."""
-        return np.asarray(behavior.reward_rate(self._data()).values, dtype=np.float64)
-
-    def get_rolling_performance_df(self) -> pd.DataFrame:
-        """Rolling reward rate, hit / false-alarm rates and d′, indexed by ``trials_id``."""
-        perf = behavior.performance(self._data())
-        return pd.DataFrame(
-            {k: np.asarray(perf[k].values, dtype=np.float64)
-             for k in behavior.ROLLING_PERFORMANCE_KEYS},
-            index=pd.Index(np.asarray(perf["trials_id"].values, dtype=np.int64),
-                           name="trials_id"),
-        )
-
-    def get_performance_metrics(self, engaged_trial_reward_rate_threshold: float = 2.0
-                                ) -> dict[str, Any]:
-        """The AllenSDK 2.16.2 performance metrics (keys, order and value types).
-
-        Parameters
-        ----------
-        engaged_trial_reward_rate_threshold
-            A trial is engaged when its reward rate is strictly above this (rewards/min).
-
-        Returns
-        -------
-        dict
-            ``trial_count``/``total_reward_count`` python ints, the other counts numpy
-            int64, rates numpy float64 (python float NaN for a mean over no trials).
-        """
-        perf = behavior.performance(
-            self._data(), engaged_trial_reward_rate_threshold=engaged_trial_reward_rate_threshold)
-        return {k: _metric_value(k, perf[k].item()) for k in behavior.PERFORMANCE_METRIC_KEYS}
 
 
 #: The AllenSDK 2.10+ name of the same class.

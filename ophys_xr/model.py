@@ -29,7 +29,16 @@ from ophys_xr._options import (
 from ophys_xr.cells import filter_events, segmentation_mask_image
 from ophys_xr.exceptions import SchemaError
 from ophys_xr.eye import blink_filter
-from ophys_xr.variables import GROUPS, METADATA_ATTRS, SPECS, dtype_ok
+from ophys_xr.variables import (
+    GROUPS,
+    METADATA_ATTRS,
+    SESSION_KINDS,
+    SPECS,
+    dtype_ok,
+    is_imaging,
+    optional_variables,
+    required_variables,
+)
 
 __all__ = [
     "DEFAULT_EVENTS_FILTER_N_TIME_STEPS",
@@ -100,10 +109,23 @@ def _as_variable(name: str, value: Any) -> xr.Variable:
     return xr.Variable(spec.dims, data, attrs=spec.attrs(), encoding=encoding)
 
 
-def missing_variables(present: Mapping[str, object] | xr.Dataset) -> list[str]:
-    """Optional schema variables that are not in ``present``."""
+def missing_variables(present: Mapping[str, object] | xr.Dataset,
+                      kind: str = "behavior_ophys") -> list[str]:
+    """Optional schema variables of a session of ``kind`` that are not in ``present``."""
     names = set(present.variables) if isinstance(present, xr.Dataset) else set(present)
-    return [n for n, s in SPECS.items() if not s.required and n not in names]
+    return [n for n in optional_variables(kind) if n not in names]
+
+
+def _kind(variables: Mapping[str, object], attrs: Mapping[str, Any]) -> str:
+    """The session kind: ``attrs["session_kind"]``, else imaging if there are cells."""
+    kind = attrs.get("session_kind")
+    if kind is None:
+        kind = "behavior_ophys" if any(n in variables for n in ("dff", "cell_specimen_id",
+                                                                  "time")) else "behavior"
+    if kind not in SESSION_KINDS:
+        msg = f"session_kind must be one of {list(SESSION_KINDS)}, got {kind!r}"
+        raise SchemaError(msg)
+    return str(kind)
 
 
 def build_session_dataset(variables: Mapping[str, Any], attrs: Mapping[str, Any]
@@ -136,12 +158,17 @@ def build_session_dataset(variables: Mapping[str, Any], attrs: Mapping[str, Any]
     if unknown:
         msg = f"{unknown} are not session variables; known variables: {sorted(SPECS)}"
         raise SchemaError(msg)
+    kind = _kind(variables, attrs)
     computed = {"segmentation_mask_image", "lick_times_trials_id"}
-    required = [n for n, s in SPECS.items()
-                if s.required and n not in variables and n not in computed]
+    required = [n for n in required_variables(kind) if n not in variables and n not in computed]
     if required:
-        msg = f"required session variables missing: {required}"
+        msg = f"required variables of a {kind} session missing: {required}"
         raise SchemaError(msg)
+    if kind == "behavior":
+        imaging = [n for n in variables if is_imaging(n)]
+        if imaging:
+            msg = f"a behavior session (no imaging) cannot hold imaging variables {imaging}"
+            raise SchemaError(msg)
     for group, names in GROUPS.items():
         base = [n for n in names if n in variables]
         if base and group == "stimulus_templates" and len(base) != len(names):
@@ -155,6 +182,7 @@ def build_session_dataset(variables: Mapping[str, Any], attrs: Mapping[str, Any]
         (coords if SPECS[name].role == "coord" else data_vars)[name] = var
 
     clean_attrs = {k: _check_attr(k, v) for k, v in attrs.items() if v is not None}
+    clean_attrs["session_kind"] = kind
     try:
         ds = xr.Dataset(data_vars, coords=coords, attrs=clean_attrs)
     except ValueError as err:
@@ -171,9 +199,10 @@ def build_session_dataset(variables: Mapping[str, Any], attrs: Mapping[str, Any]
 
 def _finish(ds: xr.Dataset) -> xr.Dataset:
     """Schema order, the list of missing optional variables and the ``cell_roi_id`` index."""
-    ds.attrs["ophys_xr_missing"] = " ".join(missing_variables(ds))
+    ds.attrs["ophys_xr_missing"] = " ".join(
+        missing_variables(ds, str(ds.attrs.get("session_kind", "behavior_ophys"))))
     ds = ds[_ordered(ds)]
-    if "cell_roi_id" in ds.indexes:
+    if "cell_roi_id" not in ds.coords or "cell_roi_id" in ds.indexes:
         return ds
     return ds.set_xindex("cell_roi_id")
 

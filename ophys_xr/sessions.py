@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ophys_xr.exceptions import OphysXrError, OptionError
+from ophys_xr.exceptions import OphysXrError, OptionError, SchemaError
 from ophys_xr.formats import FORMATS, read_metadata
+from ophys_xr.variables import is_imaging
 
 __all__ = [
     "CATALOG_COLUMNS",
@@ -31,7 +32,9 @@ __all__ = [
     "catalog",
     "combine_by_cell",
     "map_sessions",
+    "open_multiplane_session",
     "open_sessions",
+    "plane_dataset",
     "read_session_metadata",
 ]
 
@@ -47,7 +50,7 @@ CATALOG_COLUMNS = (
     "mouse_id", "cre_line", "reporter_line", "session_type", "session_number",
     "experience_level", "imaging_depth", "targeted_structure", "equipment_name",
     "date_of_acquisition", "project_code", "n_valid_cells", "n_cells", "duration_s",
-    "nwb_layout", "path", "error",
+    "nwb_layout", "session_kind", "path", "error",
 )
 
 
@@ -190,7 +193,8 @@ def open_sessions(
     Returns
     -------
     xarray.DataTree
-        Children named by ``ophys_experiment_id``; every node is lazy.  Sessions keep
+        Children named by ``ophys_experiment_id`` (behavior sessions without imaging:
+        ``behavior_session_<id>``); every node is lazy.  Sessions keep
         their own cells and clocks (nothing is concatenated).
 
     Raises
@@ -214,7 +218,7 @@ def open_sessions(
         datasets = [one(p) for p in paths]
     nodes: dict[str, xr.Dataset] = {}
     for path, ds in zip(paths, datasets, strict=True):
-        key = str(ds.attrs["ophys_experiment_id"])
+        key = _node_name(ds)
         if key in nodes:
             msg = (
                 f"experiment {key} is in two files: {nodes[key].encoding.get('source')!r} and "
@@ -222,8 +226,13 @@ def open_sessions(
             )
             raise OptionError(msg)
         nodes[key] = ds
+    return _tree(nodes, datasets)
+
+
+def _tree(nodes: dict[str, xr.Dataset], opened: list[xr.Dataset]) -> xr.DataTree:
+    """A DataTree of ``nodes`` whose closing closes every ``opened`` session."""
     tree = xr.DataTree.from_dict(nodes)
-    closers = [ds.close for ds in datasets]
+    closers = [ds.close for ds in opened]
 
     def close_all() -> None:
         for close in closers:
@@ -231,6 +240,170 @@ def open_sessions(
 
     tree.set_close(close_all)
     return tree
+
+
+def _node_name(ds: xr.Dataset) -> str:
+    """The DataTree node of a session: its experiment id; behavior sessions are prefixed."""
+    if "ophys_experiment_id" in ds.attrs:
+        return str(ds.attrs["ophys_experiment_id"])
+    return f"behavior_session_{ds.attrs['behavior_session_id']}"
+
+
+#: Session attributes that every plane of a multiplane session shares (kept on the root).
+_SHARED_PLANE_ATTRS = (
+    "equipment_name", "sex", "age_in_days", "stimulus_frame_rate", "session_type",
+    "date_of_acquisition", "reporter_line", "cre_line", "behavior_session_uuid", "driver_line",
+    "mouse_id", "project_code", "full_genotype", "behavior_session_id", "ophys_session_id",
+    "imaging_plane_group_count", "nwb_layout", "task_parameters", "eye_tracking_rig_geometry",
+    "stimulus_templates_image_set", "eye_tracking_z_threshold", "eye_tracking_dilation_frames",
+)
+
+
+def open_multiplane_session(
+    sources: Source | Iterable[Source],
+    *,
+    ophys_session_id: int | None = None,
+    parallel: bool = True,
+    exclude_invalid_rois: bool = True,
+) -> xr.DataTree:
+    """Open every imaging plane of one multiplane (mesoscope) session, behavior held once.
+
+    A mesoscope session images up to eight planes; the AllenSDK writes one file per plane
+    (one ``ophys_experiment_id`` each), every file holding the same behavior.  The result
+    is a ``DataTree`` whose root holds the behavior (trials, presentations, licks, rewards,
+    running, eye tracking, templates) and the attributes the planes share, read from one
+    plane, and one child per plane, named by ``ophys_experiment_id`` (ordered by
+    ``imaging_plane_group``), holding that plane's cells, traces, images and attributes.
+    The planes keep their own frame times, fields of view and cells, so nothing is padded
+    and cells of different planes never mix; :func:`plane_dataset` gives one plane as a
+    complete session Dataset for the functions of :mod:`ophys_xr`.
+
+    Parameters
+    ----------
+    sources
+        The planes' files (or stores), or a folder searched for them.
+    ophys_session_id
+        Take the planes of this session when the sources hold several sessions.
+    parallel
+        Open the files in a thread pool.
+    exclude_invalid_rois
+        As in :func:`ophys_xr.open_session`.
+
+    Returns
+    -------
+    xarray.DataTree
+        Lazy; closing it closes every file.
+
+    Raises
+    ------
+    OptionError
+        The sources hold no session, several sessions and no ``ophys_session_id``, or two
+        files of the same plane.
+    SchemaError
+        The planes disagree on what they must share (the behavior).
+    """
+    from ophys_xr.io import open_session
+
+    paths = _expand(sources)
+    rows = [read_metadata(p) for p in paths]
+    sessions = sorted({int(r["ophys_session_id"]) for r in rows
+                       if r.get("ophys_session_id") is not None})
+    if ophys_session_id is None:
+        if len(sessions) != 1:
+            msg = (f"the sources hold {len(sessions)} ophys sessions {sessions}; pass "
+                   "ophys_session_id= to choose one")
+            raise OptionError(msg)
+        ophys_session_id = sessions[0]
+    chosen = [(r, p) for r, p in zip(rows, paths, strict=True)
+              if r.get("ophys_session_id") == ophys_session_id]
+    if not chosen:
+        msg = f"no plane of ophys session {ophys_session_id} in the sources; found {sessions}"
+        raise OptionError(msg)
+    chosen.sort(key=lambda rp: (rp[0].get("imaging_plane_group") or 0))
+    groups = [r.get("imaging_plane_group") for r, _ in chosen]
+    if len(set(groups)) != len(groups):
+        msg = (f"two files of the same imaging plane of session {ophys_session_id}: "
+               f"{[str(p) for _, p in chosen]} have plane groups {groups}")
+        raise OptionError(msg)
+
+    def one(path: Path) -> xr.Dataset:
+        return open_session(path, exclude_invalid_rois=exclude_invalid_rois)
+
+    if parallel and len(chosen) > 1:
+        with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
+            planes = list(pool.map(one, [p for _, p in chosen]))
+    else:
+        planes = [one(p) for _, p in chosen]
+    try:
+        return _plane_tree(planes, [p for _, p in chosen])
+    except BaseException:
+        for ds in planes:
+            ds.close()
+        raise
+
+
+def _plane_tree(planes: list[xr.Dataset], paths: list[Path]) -> xr.DataTree:
+    first = planes[0]
+    behavior = [n for n in first.variables if not is_imaging(str(n))]
+    for ds, path in zip(planes[1:], paths[1:], strict=True):
+        for key in ("behavior_session_id", "ophys_session_id"):
+            if ds.attrs.get(key) != first.attrs.get(key):
+                msg = (f"{str(path)!r} has {key} {ds.attrs.get(key)} but {str(paths[0])!r} has "
+                       f"{first.attrs.get(key)}: not planes of one session")
+                raise SchemaError(msg)
+        # the small tables are in memory: check that the planes share the behavior
+        for name in ("trials_start_time", "start_time", "licks_timestamps"):
+            if name in first and not np.array_equal(ds[name].values, first[name].values,
+                                                    equal_nan=True):
+                msg = (f"{str(path)!r} and {str(paths[0])!r} differ in {name}: the planes of "
+                       "one session share their behavior")
+                raise SchemaError(msg)
+    root = first[[n for n in behavior if n in first.data_vars]]
+    root.attrs = {k: first.attrs[k] for k in _SHARED_PLANE_ATTRS if k in first.attrs}
+    nodes: dict[str, xr.Dataset] = {"/": root}
+    for ds in planes:
+        imaging = ds[[n for n in ds.data_vars if is_imaging(str(n))]]
+        imaging = imaging.drop_vars([c for c in imaging.coords if not is_imaging(str(c))])
+        imaging.attrs = dict(ds.attrs)
+        nodes[str(ds.attrs["ophys_experiment_id"])] = imaging
+    return _tree(nodes, planes)
+
+
+def plane_dataset(tree: xr.DataTree, plane: str | int) -> xr.Dataset:
+    """One plane of :func:`open_multiplane_session` as a complete session Dataset.
+
+    The plane's imaging variables and attributes with the session's behavior from the
+    root (no copy: the same lazy arrays), so every function of :mod:`ophys_xr`
+    (``stimulus_response``, ``BehaviorOphysSession.from_dataset``, ...) works on it.
+
+    Parameters
+    ----------
+    tree
+        From :func:`open_multiplane_session`.
+    plane
+        The child's name (its ``ophys_experiment_id``) or the ``imaging_plane_group``.
+
+    Raises
+    ------
+    OptionError
+        No such plane.
+    """
+    names = list(tree.children)
+    if isinstance(plane, int) and not isinstance(plane, bool) and str(plane) not in names:
+        by_group = {tree[n].attrs.get("imaging_plane_group"): n for n in names}
+        if plane not in by_group:
+            msg = f"no plane {plane!r}; planes: {names} (groups {sorted(by_group, key=str)})"
+            raise OptionError(msg)
+        plane = by_group[plane]
+    if str(plane) not in names:
+        msg = f"no plane {plane!r}; planes: {names}"
+        raise OptionError(msg)
+    node = tree.children[str(plane)]
+    root = tree.to_dataset(inherit=False)
+    merged = xr.merge([root, node.to_dataset(inherit=False)], compat="override",
+                      join="exact", combine_attrs="override")
+    merged.attrs = dict(node.attrs)
+    return merged
 
 
 @dataclass

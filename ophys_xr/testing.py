@@ -43,7 +43,8 @@ from ophys_xr.exceptions import OptionError
 from ophys_xr.model import create_session_dataset
 from ophys_xr.variables import INT_NULL
 
-__all__ = ["LAYOUTS", "simulate_session", "write_nwb", "write_session_nwb"]
+__all__ = ["LAYOUTS", "simulate_multiplane_session", "simulate_session", "write_nwb",
+           "write_session_nwb"]
 
 #: Nominal and actual stimulus (monitor vsync) rates; monitors run slightly slow.
 STIMULUS_FRAME_RATE = 60.0
@@ -59,9 +60,19 @@ _IMAGE_NAMES = ("im065", "im077", "im066", "im085", "im063", "im062", "im069", "
 _STIMULUS_NAME = "Natural_Images_Lum_Matched_set_training_2017"
 _SESSION_TYPE = "OPHYS_1_images_A"
 _PASSIVE_SESSION_TYPE = "OPHYS_2_images_A_passive"
+#: Session attributes of a behavior session (the AllenSDK ``BehaviorSession.metadata`` keys
+#: and what the reader adds).
+_BEHAVIOR_ATTRS = frozenset({
+    "equipment_name", "sex", "age_in_days", "stimulus_frame_rate", "session_type",
+    "date_of_acquisition", "reporter_line", "cre_line", "behavior_session_uuid", "driver_line",
+    "mouse_id", "project_code", "full_genotype", "behavior_session_id", "nwb_layout",
+    "task_parameters", "eye_tracking_rig_geometry", "stimulus_templates_image_set",
+})
 _BLOCK_NAME = "change_detection_behavior"
 _PASSIVE_BLOCK_NAME = "change_detection_passive"
 _EQUIPMENT = "CAM2P.4"
+_MESOSCOPE = "MESO.1"
+_MESOSCOPE_AREAS = ("VISp", "VISl", "VISal", "VISam")
 _PIXEL_SPACING_MM = 0.00078125
 #: (full genotype, reporter line, driver lines)
 _GENOTYPES = (
@@ -136,6 +147,9 @@ def simulate_session(
     fov: tuple[int, int] = (64, 64),
     layout: Layout = "2023",
     passive: bool = False,
+    behavior_only: bool = False,
+    imaging_plane_group: int | None = None,
+    imaging_plane_group_count: int = 0,
     chunk_frames: int | None = None,
     nan_traces: bool = False,
     nan_eye: bool = False,
@@ -195,6 +209,18 @@ def simulate_session(
         experiments): the mouse sees the change-detection block with the lick spout
         retracted, so there are no licks and no rewards, every trial is a miss (go) or a
         correct reject (catch), and the block is named ``change_detection_passive``.
+    behavior_only
+        A behavior session without imaging (``behavior_session_*.nwb``, the AllenSDK's
+        ``BehaviorSession``): no cells, traces, ROI masks, projections or imaging
+        metadata; ``attrs["session_kind"]`` is ``"behavior"``.  The cell options are then
+        ignored.
+    imaging_plane_group, imaging_plane_group_count
+        One plane of a multiplane (mesoscope) session: plane group ``imaging_plane_group``
+        of ``imaging_plane_group_count`` (>= 2).  The behavior (trials, presentations,
+        licks, running, eye tracking) and the session ids are those of the other planes
+        with the same ``seed``; the cells, traces and images are this plane's own, its
+        frames are interleaved with the other planes' (the rig images the planes in turn),
+        and it has its own ``ophys_experiment_id``.  See :func:`simulate_multiplane_session`.
     chunk_frames
         Frames per dask block of the traces (default: about 8 MB per trace and block).
         Values do not depend on it.
@@ -224,25 +250,26 @@ def simulate_session(
     names = _check_image_names(n_images, image_names)
     n_rois = _check_options(n_cells, minutes, seed, n_invalid, n_unmatched, ophys_frame_rate,
                             template_shape, len(names), fov, layout, chunk_frames)
-    stim_ts, ophys_ts, eye_ts = _clocks(seed, minutes, ophys_frame_rate)
     _options.boolean(passive, "passive")
+    _options.boolean(behavior_only, "behavior_only")
+    plane = _check_plane(imaging_plane_group, imaging_plane_group_count, behavior_only)
+    stim_ts, ophys_ts, eye_ts = _clocks(seed, minutes, ophys_frame_rate, plane)
     attrs = _session_attrs(seed, ophys_frame_rate, fov, layout, len(stim_ts),
-                           eye_tracking=eye_tracking, templates=templates, passive=passive)
+                           eye_tracking=eye_tracking, templates=templates, passive=passive,
+                           plane=plane)
     variables: dict[str, Any] = {
-        "time": ophys_ts,
         "stimulus_frame": np.arange(len(stim_ts), dtype=np.int64),
         "stimulus_timestamps": stim_ts,
     }
-    cells, trace_params = _cells(seed, n_cells, n_invalid, n_unmatched, fov, layout,
-                                 len(ophys_ts), ophys_frame_rate)
-    if nan_traces:
-        trace_params = trace_params._replace(nan_blocks=_nan_blocks(seed, len(ophys_ts), n_rois))
-    variables.update(cells)
-    if chunk_frames is None:
-        chunk_frames = max(256, (2**20) // n_rois)
-    variables.update(_trace_arrays(trace_params, min(chunk_frames, len(ophys_ts))))
-    variables.update(_motion(seed, len(ophys_ts), cells))
-    variables.update(_projections(seed, fov, cells, layout))
+    if behavior_only:
+        attrs = {k: v for k, v in attrs.items() if k in _BEHAVIOR_ATTRS}
+        attrs["session_kind"] = "behavior"
+    else:
+        # a plane's imaging has its own random streams; the behavior is the session's
+        imaging_seed = seed if plane is None else seed + 7919 * (plane[0] + 1)
+        variables.update(_imaging(imaging_seed, ophys_ts, n_cells, n_invalid, n_unmatched,
+                                  n_rois, fov, layout, ophys_frame_rate, chunk_frames,
+                                  nan_traces))
     variables.update(_behavior(seed, stim_ts, names, layout, licks=licks and not passive,
                                rewards=rewards and not passive, passive=passive))
     variables.update(_running(seed, stim_ts))
@@ -258,6 +285,24 @@ def simulate_session(
     if templates:
         variables.update(_templates(seed, names, template_shape))
     return create_session_dataset(variables, attrs)
+
+
+def _imaging(seed: int, ophys_ts: np.ndarray, n_cells: int, n_invalid: int, n_unmatched: int,
+             n_rois: int, fov: Sequence[int], layout: str, ophys_frame_rate: float,
+             chunk_frames: int | None, nan_traces: bool) -> dict[str, Any]:
+    """The imaging variables: ophys time, cells, traces, motion correction, projections."""
+    out: dict[str, Any] = {"time": ophys_ts}
+    cells, trace_params = _cells(seed, n_cells, n_invalid, n_unmatched, fov, layout,
+                                 len(ophys_ts), ophys_frame_rate)
+    if nan_traces:
+        trace_params = trace_params._replace(nan_blocks=_nan_blocks(seed, len(ophys_ts), n_rois))
+    out.update(cells)
+    if chunk_frames is None:
+        chunk_frames = max(256, (2**20) // n_rois)
+    out.update(_trace_arrays(trace_params, min(chunk_frames, len(ophys_ts))))
+    out.update(_motion(seed, len(ophys_ts), cells))
+    out.update(_projections(seed, fov, cells, layout))
+    return out
 
 
 def _check_image_names(n_images: int | None, image_names: Sequence[str] | None) -> list[str]:
@@ -358,9 +403,38 @@ def _check_options(n_cells: int, minutes: float, seed: int, n_invalid: int, n_un
     return n_rois
 
 
-def _clocks(seed: int, minutes: float, ophys_frame_rate: float
+def _check_plane(group: int | None, count: int, behavior_only: bool
+                 ) -> tuple[int, int] | None:
+    """``(group, count)`` of a plane of a multiplane session, or None."""
+    if group is None:
+        if count not in (0, 1) or isinstance(count, bool):
+            msg = ("imaging_plane_group_count needs imaging_plane_group (the plane's index), "
+                   f"got count {count!r} without a group")
+            raise OptionError(msg)
+        return None
+    count = _options.integer(count, "imaging_plane_group_count", minimum=2)
+    if count > 8:
+        msg = f"imaging_plane_group_count must be at most 8 (mesoscope planes), got {count}"
+        raise OptionError(msg)
+    group = _options.integer(group, "imaging_plane_group", minimum=0)
+    if group >= count:
+        msg = f"imaging_plane_group must be < imaging_plane_group_count ({count}), got {group}"
+        raise OptionError(msg)
+    if behavior_only:
+        msg = "a behavior session has no imaging planes: drop imaging_plane_group"
+        raise OptionError(msg)
+    return group, count
+
+
+def _clocks(seed: int, minutes: float, ophys_frame_rate: float,
+            plane: tuple[int, int] | None = None
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stimulus (vsync), ophys and eye-camera timestamps (sync clock, seconds)."""
+    """Stimulus (vsync), ophys and eye-camera timestamps (sync clock, seconds).
+
+    The frames of plane ``(group, count)`` of a multiplane session follow the session's
+    frame clock shifted by ``group`` of ``count`` steps of a frame: the planes are imaged in
+    turn.
+    """
     rng = _rng(seed, _S_CLOCK)
     n_stim = round(minutes * 60 * STIMULUS_FRAME_RATE)
     stim = 20.0 + np.arange(n_stim) * _STIM_PERIOD + rng.uniform(-5e-5, 5e-5, n_stim)
@@ -369,14 +443,16 @@ def _clocks(seed: int, minutes: float, ophys_frame_rate: float
     period = 1.0 / (ophys_frame_rate * 0.9963)
     t0 = 17.6 + rng.uniform(0.0, 0.05)
     ophys = t0 + np.arange(n_ophys) * period + rng.uniform(-0.01, 0.01, n_ophys) * period
+    if plane is not None:
+        ophys = ophys + plane[0] * period / plane[1]
     n_eye = round((minutes * 60 + 3.0) / _EYE_PERIOD)
     eye = 18.5 + np.arange(n_eye) * _EYE_PERIOD + rng.uniform(-0.01, 0.01, n_eye) * _EYE_PERIOD
     return stim, ophys, eye
 
 
 def _session_attrs(seed: int, ophys_frame_rate: float, fov: Sequence[int], layout: str,
-                   n_stim: int, *, eye_tracking: bool, templates: bool, passive: bool
-                   ) -> dict[str, Any]:
+                   n_stim: int, *, eye_tracking: bool, templates: bool, passive: bool,
+                   plane: tuple[int, int] | None = None) -> dict[str, Any]:
     """Session attributes as the NWB reader returns them (same keys, same order)."""
     rng = _rng(seed, _S_META)
     genotype, reporter, drivers = _GENOTYPES[int(rng.integers(len(_GENOTYPES)))]
@@ -420,8 +496,21 @@ def _session_attrs(seed: int, ophys_frame_rate: float, fov: Sequence[int], layou
         "nwb_layout": layout,
         "task_parameters": json.dumps(dict(sorted(task.items()))),
     }
+    if plane is not None:  # a mesoscope plane: its own experiment, depth and area
+        group, count = plane
+        attrs.update({
+            "equipment_name": _MESOSCOPE,
+            "imaging_plane_group": group,
+            "imaging_plane_group_count": count,
+            "ophys_experiment_id": int(ids[2]) + group,
+            "ophys_container_id": int(ids[1]) + 200_000_000 + group,
+            "imaging_depth": depth + 75 * (group % 2),
+            "targeted_structure": _MESOSCOPE_AREAS[group // 2 % len(_MESOSCOPE_AREAS)],
+        })
+        if attrs["targeted_imaging_depth"] is not None:
+            attrs["targeted_imaging_depth"] = attrs["imaging_depth"]
     if eye_tracking:
-        geometry = {**_RIG_GEOMETRY, "equipment": _EQUIPMENT}
+        geometry = {**_RIG_GEOMETRY, "equipment": attrs["equipment_name"]}
         attrs["eye_tracking_rig_geometry"] = json.dumps(dict(sorted(geometry.items())))
     attrs["pixel_spacing"] = [_PIXEL_SPACING_MM, _PIXEL_SPACING_MM]
     attrs["pixel_spacing_unit"] = "mm"
@@ -976,6 +1065,30 @@ def _templates(seed: int, names: Sequence[str], shape: Sequence[int]) -> dict[st
         "stimulus_template_warped": warped,
         "stimulus_template_unwarped": unwarped,
     }
+
+
+def simulate_multiplane_session(n_planes: int = 2, **simulate_kwargs: Any) -> list[xr.Dataset]:
+    """The planes of one multiplane (mesoscope) session, one Dataset per imaging plane.
+
+    Every plane is one experiment (``imaging_plane_group`` 0 .. ``n_planes - 1``) of the
+    same ophys session: same ids, same behavior; own cells, traces, images and frames.
+
+    Parameters
+    ----------
+    n_planes
+        2 to 8.
+    **simulate_kwargs
+        Arguments of :func:`simulate_session` (default ``ophys_frame_rate`` 11 Hz, the
+        mesoscope's rate per plane).
+
+    Returns
+    -------
+    list of xarray.Dataset
+    """
+    n_planes = _options.integer(n_planes, "n_planes", minimum=2)
+    simulate_kwargs.setdefault("ophys_frame_rate", 11.0)
+    return [simulate_session(imaging_plane_group=group, imaging_plane_group_count=n_planes,
+                             **simulate_kwargs) for group in range(n_planes)]
 
 
 # --------------------------------------------------------------------------------------

@@ -19,8 +19,10 @@ from ophys_xr.backends import layout
 from ophys_xr.backends.layout import INT_NULL
 from ophys_xr.exceptions import MissingDataError, SchemaError
 
-__all__ = ["CELL_DIM", "DIMS", "INT_NULL", "METADATA_ATTRS", "PRES_DIM", "SPECS", "TABLE_DIMS",
-           "TRIAL_COLUMNS", "TRIAL_DIM", "Spec", "render_markdown", "validate"]
+__all__ = ["CELL_DIM", "DIMS", "IMAGING_DIMS", "INT_NULL", "METADATA_ATTRS", "PRES_DIM",
+           "SESSION_KINDS", "SPECS", "TABLE_DIMS", "TRIAL_COLUMNS", "TRIAL_DIM", "Spec",
+           "is_imaging", "optional_variables", "render_markdown", "required_variables",
+           "validate"]
 
 Role = Literal["coord", "data"]
 
@@ -407,12 +409,41 @@ METADATA_ATTRS: dict[str, tuple[str, str]] = {
     "pixel_spacing": ("list of float", "Pixel size (column, row) of the field of view"),
     "pixel_spacing_unit": ("str", "Unit of pixel_spacing (mm)"),
     "nwb_layout": ("str", "AllenSDK NWB file generation: '2023' or '2021'"),
+    "session_kind": ("str", "'behavior_ophys' (imaging experiment) or 'behavior' (no imaging)"),
     "ophys_xr_missing": ("str", "Space-separated optional variables the source did not have"),
     "events_filter_scale_seconds": ("float", "Scale of the half-normal filter of filtered_events"),
     "events_filter_n_time_steps": ("int", "Length of the filter of filtered_events, frames"),
     "eye_tracking_z_threshold": ("float", "z-score threshold used for likely_blink"),
     "eye_tracking_dilation_frames": ("int", "Dilation (frames) used for likely_blink"),
 }
+
+#: The kinds of session file: ``ds.attrs["session_kind"]``.  A behavior session (AllenSDK
+#: ``BehaviorSession``, ``behavior_session_*.nwb``) has no imaging: none of the
+#: :data:`IMAGING_DIMS` variables.
+SESSION_KINDS: dict[str, str] = {
+    "behavior_ophys": "An imaging experiment with its behavior (behavior_ophys_experiment_*.nwb)",
+    "behavior": "A behavior session without imaging (behavior_session_*.nwb)",
+}
+#: Dimensions that only imaging sessions have.
+IMAGING_DIMS: frozenset[str] = frozenset({"cell_specimen_id", "time", "row", "column"})
+
+
+def is_imaging(name: str) -> bool:
+    """Whether variable ``name`` exists only in imaging (``behavior_ophys``) sessions."""
+    return bool(IMAGING_DIMS.intersection(SPECS[name].dims))
+
+
+def required_variables(kind: str) -> list[str]:
+    """The variables every session of ``kind`` (:data:`SESSION_KINDS`) has."""
+    return [n for n, s in SPECS.items()
+            if s.required and (kind == "behavior_ophys" or not is_imaging(n))]
+
+
+def optional_variables(kind: str) -> list[str]:
+    """The variables a session of ``kind`` may lack (listed in ``ophys_xr_missing``)."""
+    return [n for n, s in SPECS.items()
+            if not s.required and (kind == "behavior_ophys" or not is_imaging(n))]
+
 
 #: Variables that belong together: present or absent as a group.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -506,6 +537,18 @@ def render_markdown() -> str:
         "all others are lazy (dask).",
     ]
     lines += [
+        "",
+        "## Session kinds (`ds.attrs['session_kind']`)",
+        "",
+        "| kind | what it is |",
+        "|---|---|",
+    ]
+    lines += [f"| `{k}` | {m} |" for k, m in SESSION_KINDS.items()]
+    lines += [
+        "",
+        "A `behavior` session has none of the variables along "
+        + ", ".join(f"`{d}`" for d in DIMS if d in IMAGING_DIMS)
+        + "; it has every other variable (required = yes) of the table below.",
         "",
         "## Variables",
         "",

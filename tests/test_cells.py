@@ -1,4 +1,4 @@
-"""ophys_xr.cells: the segmentation mask image is the 0/1 union of the ROI masks."""
+"""ophys_xr.cells: the segmentation mask image is the 0/1 union of the ROI masks; roi_masks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import xarray as xr
 from _dask import raise_if_dask_computes
 
 import ophys_xr
+from ophys_xr import MissingDataError
 from ophys_xr.testing import simulate_session
 from ophys_xr.variables import SPECS
 
@@ -82,3 +83,27 @@ def test_session_segmentation_mask_image() -> None:
     np.testing.assert_array_equal(ds.segmentation_mask_image.values,
                                   masks.any(0).astype(np.int64))
     assert ds.segmentation_mask_image.dtype == np.int64
+
+
+def test_unknown_roi(tiny_path) -> None:
+    with (
+        ophys_xr.open_session(tiny_path) as ds,
+        pytest.raises(MissingDataError, match="which has 4 cells"),
+    ):
+        ds.ophys.roi_masks([123])
+
+
+def test_roi_masks_with_unmatched_rois() -> None:
+    """Several ROIs share cell_specimen_id -1: selecting cells still works, by position."""
+    from ophys_xr.testing import simulate_session
+
+    ds = simulate_session(n_cells=5, n_invalid=0, n_unmatched=2, seed=4)
+    ids = ds.cell_specimen_id.values
+    matched = [int(i) for i in ids if i != -1]
+    got = ophys_xr.roi_masks(ds, [matched[1], matched[0]])
+    assert got.cell_specimen_id.values.tolist() == [matched[1], matched[0]]
+    np.testing.assert_array_equal(got.values, ds.roi_mask.values[[list(ids).index(matched[1]),
+                                                                  list(ids).index(matched[0])]])
+    unmatched = ophys_xr.roi_masks(ds, [-1])
+    assert unmatched.sizes["cell_specimen_id"] == 2
+    assert set(unmatched.cell_roi_id.values) == set(ds.cell_roi_id.values[ids == -1])

@@ -1,16 +1,28 @@
-"""Saving and reopening: Zarr and netCDF round trips, lazily, with plain xarray calls."""
+"""ophys_xr.io: opening (bad files, HTTP, a light import) and saving and reopening: Zarr and
+netCDF round trips, lazily, with plain xarray calls."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 
+import h5py
 import numpy as np
 import pytest
 import xarray as xr
 from _dask import raise_if_dask_computes
+from _http import serve
 
 import ophys_xr
+from ophys_xr import (
+    InvalidSessionFileError,
+    NotAnOphysSessionError,
+    NotNwbFileError,
+    OptionError,
+    SchemaError,
+    SessionFileNotFoundError,
+)
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +244,7 @@ def test_reopened_store_computes_on_a_local_cluster(ds, tmp_path) -> None:
     path = ophys_xr.to_zarr(ds, tmp_path / "s.zarr")
     with (
         distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                 dashboard_address=None) as cluster,
+                                 dashboard_address=":0") as cluster,
         distributed.Client(cluster) as client,
         ophys_xr.open_session(path) as reopened,
     ):
@@ -240,3 +252,126 @@ def test_reopened_store_computes_on_a_local_cluster(ds, tmp_path) -> None:
         got = client.compute(reopened.dff.mean("time"), sync=True)
         expected = ds.dff.sel(cell_specimen_id=reopened.cell_specimen_id).mean("time")
         xr.testing.assert_allclose(got, expected.compute())
+
+
+def test_missing_path(tmp_path) -> None:
+    path = tmp_path / "nope.nwb"
+    with pytest.raises(SessionFileNotFoundError, match=r"No such session file.*nope\.nwb"):
+        ophys_xr.open_session(path)
+    with pytest.raises(FileNotFoundError):
+        ophys_xr.open_session(path)
+
+
+def test_directory(tmp_path) -> None:
+    with pytest.raises(InvalidSessionFileError, match="is a directory"):
+        ophys_xr.open_session(tmp_path, engine="nwb")
+
+
+def test_not_hdf5(tmp_path) -> None:
+    path = tmp_path / "x.nwb"
+    path.write_text("hello")
+    with pytest.raises(InvalidSessionFileError, match=r"not an HDF5/NWB file.*x\.nwb|x\.nwb.*not"):
+        ophys_xr.open_session(path)
+
+
+def test_hdf5_not_nwb(tmp_path) -> None:
+    path = tmp_path / "plain.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = np.arange(3)
+    with pytest.raises(NotNwbFileError, match="not an NWB file"):
+        ophys_xr.open_session(path)
+
+
+def _copy_and_edit(tiny_path, tmp_path, edit):
+    path = tmp_path / "edited.nwb"
+    shutil.copyfile(tiny_path, path)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    return path
+
+
+def test_behavior_only_session(tiny_path, tmp_path) -> None:
+    path = _copy_and_edit(tiny_path, tmp_path, lambda f: f.__delitem__("processing/ophys"))
+    with pytest.raises(NotAnOphysSessionError, match="behavior-only"):
+        ophys_xr.open_session(path)
+
+
+def test_truncated_file(tiny_path, tmp_path) -> None:
+    path = tmp_path / "truncated.nwb"
+    data = tiny_path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InvalidSessionFileError, match="truncated or corrupt"):
+        ophys_xr.open_session(path)
+
+
+def test_trace_length_disagrees_with_timestamps(tiny_path, tmp_path) -> None:
+    def edit(f):
+        ts = f["processing/ophys/dff/traces/timestamps"][:-10]
+        del f["processing/ophys/dff/traces/timestamps"]
+        f["processing/ophys/dff/traces/timestamps"] = ts
+
+    path = _copy_and_edit(tiny_path, tmp_path, edit)
+    with pytest.raises(SchemaError, match="3859 frames but 3849 timestamps"):
+        ophys_xr.open_session(path)
+
+
+def test_running_length_disagrees(tiny_path, tmp_path) -> None:
+    def edit(f):
+        data = f["processing/running/speed/data"][:-1]
+        del f["processing/running/speed/data"]
+        f["processing/running/speed/data"] = data
+
+    path = _copy_and_edit(tiny_path, tmp_path, edit)
+    with pytest.raises(SchemaError, match="stimulus timestamps"):
+        ophys_xr.open_session(path)
+
+
+def test_unknown_engine(tiny_path) -> None:
+    with pytest.raises(OptionError, match=r"unknown engine 'hdf'.*\['nwb', 'zarr', 'netcdf'\]"):
+        ophys_xr.open_session(tiny_path, engine="hdf")
+
+
+def test_unknown_chunk_dim(tiny_path) -> None:
+    with pytest.raises(OptionError, match="unknown dimensions"):
+        ophys_xr.open_session(tiny_path, chunks={"frames": 10})
+
+
+def test_open_over_http(tiny_path) -> None:
+    with serve(tiny_path.parent) as server:
+        url = f"{server.url}/{tiny_path.name}"
+        with ophys_xr.open_session(url) as remote, ophys_xr.open_session(tiny_path) as local:
+            opened = server.bytes_sent
+            assert opened < tiny_path.stat().st_size
+            xr.testing.assert_identical(remote, local)
+
+
+def test_open_missing_url(tiny_path) -> None:
+    with serve(tiny_path.parent) as server, pytest.raises(ophys_xr.SessionFileNotFoundError):
+        ophys_xr.open_session(f"{server.url}/nothing.nwb")
+
+
+def test_import_is_light() -> None:
+    """``import ophys_xr`` leaves the heavy modules to first use (fast CLI and workers)."""
+    import subprocess
+    import sys
+
+    heavy = ("scipy.signal", "scipy.stats", "scipy.ndimage", "h5py", "zarr", "matplotlib",
+             "distributed", "pynwb")
+    code = f"import sys, ophys_xr; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_opening_imports_no_analysis_module(tiny_path) -> None:
+    """Opening a session imports only what reading needs (scipy.stats alone costs 0.3 s)."""
+    import subprocess
+    import sys
+
+    heavy = ("scipy.signal", "scipy.stats", "scipy.ndimage", "matplotlib", "distributed",
+             "pynwb")
+    code = (f"import sys, ophys_xr; ophys_xr.open_session({str(tiny_path)!r}); "
+            f"print([m for m in {heavy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

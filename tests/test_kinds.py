@@ -1,23 +1,27 @@
 """Every kind of released file, written by the simulator through the NWB writer.
 
 Passive sessions (no licks, no rewards, ``lick_times`` stored as one empty byte string),
-ROIs without a ``cell_specimen_id``, sessions without eye tracking, both generations and
-both 2021 presentation groupings: each opens, round-trips, and every AllenSDK name of
-``BehaviorOphysSession`` evaluates.
+behavior sessions without imaging, ROIs without a ``cell_specimen_id``, sessions without
+eye tracking, both generations and both 2021 presentation groupings: each opens,
+round-trips through the NWB file and the stores, and every AllenSDK name of
+``BehaviorOphysSession`` / ``BehaviorSession`` evaluates.
 """
 
 from __future__ import annotations
 
 import h5py
+import matplotlib as mpl
 import numpy as np
 import pytest
 import xarray as xr
 
 import ophys_xr
 from ophys_xr.backends import layout as L
-from ophys_xr.compat import BehaviorOphysSession
+from ophys_xr.compat import BehaviorOphysSession, BehaviorSession
 from ophys_xr.testing import simulate_session, write_nwb
 from ophys_xr.variables import SPECS, validate
+
+mpl.use("Agg")
 
 KINDS = {
     "active-2023": {},
@@ -26,6 +30,9 @@ KINDS = {
     "no-eye-tracking": {"eye_tracking": False},
     "unmatched-rois": {"n_unmatched": 3},
     "2021": {"layout": "2021"},
+    "behavior-2023": {"behavior_only": True},
+    "behavior-2021": {"behavior_only": True, "layout": "2021"},
+    "behavior-no-eye-tracking": {"behavior_only": True, "eye_tracking": False},
 }
 
 
@@ -44,11 +51,25 @@ def test_opens_and_round_trips(written) -> None:
         xr.testing.assert_identical(actual.compute(), expected.compute())
 
 
+def test_opens_from_the_stores(written, tmp_path) -> None:
+    _, expected, path = written
+    with ophys_xr.open_session(path, exclude_invalid_rois=False) as ds:
+        zarr = ophys_xr.to_zarr(ds, tmp_path / "s.zarr")
+        nc = ophys_xr.to_netcdf(ds, tmp_path / "s.nc")
+    for store in (zarr, nc):
+        with ophys_xr.open_session(store, exclude_invalid_rois=False) as back:
+            xr.testing.assert_identical(back.compute(), expected.compute())
+        row = ophys_xr.catalog([store]).iloc[0]
+        assert row["error"] is None
+        assert row["session_kind"] == expected.attrs["session_kind"]
+
+
 def test_every_allensdk_name_evaluates(written) -> None:
     kind, _, path = written
-    with BehaviorOphysSession.from_nwb_path(path) as session:
+    cls = BehaviorSession if kind.startswith("behavior") else BehaviorOphysSession
+    with cls.from_nwb_path(path) as session:
         for name in session.list_data_attributes_and_methods():
-            if name.startswith("eye_tracking") and kind == "no-eye-tracking":
+            if name.startswith("eye_tracking") and kind.endswith("no-eye-tracking"):
                 with pytest.warns(UserWarning, match="no eye.tracking"):
                     assert len(getattr(session, name)) == 0
                 continue
@@ -151,3 +172,93 @@ def test_damaged_lick_times_are_refused(tmp_path, damage) -> None:
                              dtype=h5py.string_dtype("ascii"))
     with pytest.raises(ophys_xr.SchemaError, match="lick_times"):
         ophys_xr.open_session(path)
+
+
+def test_behavior_session(tmp_path) -> None:
+    expected = simulate_session(minutes=2.0, seed=4, behavior_only=True)
+    path = write_nwb(expected, tmp_path / "behavior_session_1.nwb")
+    with h5py.File(path, "r") as f:
+        assert L.OPHYS not in f
+        assert L.PLANE not in f
+        assert f["identifier"][()].decode() == str(expected.attrs["behavior_session_id"])
+    with ophys_xr.open_session(path) as ds:
+        assert ds.attrs["session_kind"] == "behavior"
+        assert "ophys_experiment_id" not in ds.attrs
+        assert not set(ds.dims) & {"cell_specimen_id", "time", "row", "column"}
+        # what needs no cells works
+        perf = ds.ophys.performance()
+        assert perf.sizes["trials_id"] == ds.sizes["trials_id"]
+        filtered = ds.ophys.blink_filter(z_threshold=2.0, dilation_frames=3)
+        assert filtered.attrs["eye_tracking_z_threshold"] == 2.0
+        for data in ("running_speed", "pupil_area", "lick_rate"):
+            response = ds.ophys.stimulus_response(data=data, event="changes")
+            assert response.sizes["stimulus_presentations_id"] > 0
+        ds.ophys.trial_response(data="running_speed")
+        figure = ds.ophys.plot_performance()
+        assert figure.axes
+        # what needs cells says so
+        with pytest.raises(ophys_xr.MissingDataError, match="roi_mask"):
+            ds.ophys.roi_masks()
+        with pytest.raises(ophys_xr.MissingDataError, match="dff"):
+            ds.ophys.stimulus_response()
+    with pytest.raises(ophys_xr.NotAnOphysSessionError, match="BehaviorSession"):
+        BehaviorOphysSession.from_nwb_path(path)
+    with BehaviorSession.from_nwb_path(path) as session:
+        assert list(session.metadata) == [
+            "equipment_name", "sex", "age_in_days", "stimulus_frame_rate", "session_type",
+            "date_of_acquisition", "reporter_line", "cre_line", "behavior_session_uuid",
+            "driver_line", "mouse_id", "project_code", "full_genotype", "behavior_session_id"]
+        assert session.behavior_session_id == expected.attrs["behavior_session_id"]
+        assert len(session.trials) == expected.sizes["trials_id"]
+
+
+def test_behavior_part_of_an_imaging_experiment(tmp_path) -> None:
+    path = write_nwb(simulate_session(n_cells=2, minutes=1.0, seed=4), tmp_path / "e.nwb")
+    with BehaviorSession.from_nwb_path(path) as behavior, \
+            BehaviorOphysSession.from_nwb_path(path) as experiment:
+        assert not hasattr(behavior, "dff_traces")
+        mine, theirs = (behavior.get_performance_metrics(),
+                        experiment.get_performance_metrics())
+        assert list(mine) == list(theirs)
+        np.testing.assert_array_equal(list(mine.values()), list(theirs.values()))
+        assert list(behavior.metadata) == list(experiment.metadata)[:14]
+
+
+def test_folder_of_a_download(tmp_path) -> None:
+    """A folder laid out as the AllenSDK cache lays out a download holds both kinds."""
+    root = tmp_path / "visual-behavior-ophys-1.1.0"
+    (root / "behavior_ophys_experiments").mkdir(parents=True)
+    (root / "behavior_sessions").mkdir()
+    experiment = simulate_session(n_cells=2, minutes=1.0, seed=1)
+    behavior = simulate_session(minutes=1.0, seed=2, behavior_only=True)
+    oeid = experiment.attrs["ophys_experiment_id"]
+    bsid = behavior.attrs["behavior_session_id"]
+    write_nwb(experiment,
+              root / "behavior_ophys_experiments" / f"behavior_ophys_experiment_{oeid}.nwb")
+    write_nwb(behavior, root / "behavior_sessions" / f"behavior_session_{bsid}.nwb")
+    table = ophys_xr.catalog(root)
+    assert table["error"].isna().all()
+    assert sorted(table["session_kind"]) == ["behavior", "behavior_ophys"]
+    assert table.loc[table.session_kind == "behavior", "n_cells"].isna().all()
+    with ophys_xr.open_sessions(root) as tree:
+        assert sorted(tree.children) == sorted([str(oeid), f"behavior_session_{bsid}"])
+    result = ophys_xr.map_sessions(lambda ds: ds.ophys.performance()["mean_hit_rate"], root,
+                                   combine=False)
+    assert result.errors.empty
+    assert len(result.results) == 2
+
+
+def test_damaged_experiment_is_not_a_behavior_session(tmp_path) -> None:
+    path = write_nwb(simulate_session(n_cells=2, minutes=0.5, seed=4), tmp_path / "e.nwb")
+    with h5py.File(path, "r+") as f:
+        del f[L.OPHYS]
+    with pytest.raises(ophys_xr.NotAnOphysSessionError, match="incomplete or damaged"):
+        ophys_xr.open_session(path)
+
+
+def test_imaging_variables_in_a_behavior_session_are_refused() -> None:
+    ds = simulate_session(minutes=0.5, seed=4, behavior_only=True)
+    variables = dict(ds.variables)
+    variables["motion_correction_x"] = xr.Variable(("time",), np.zeros(3))
+    with pytest.raises(ophys_xr.SchemaError, match="behavior session"):
+        ophys_xr.create_session_dataset(variables, ds.attrs)

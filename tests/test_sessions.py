@@ -8,9 +8,11 @@ import h5py
 import numpy as np
 import pytest
 import xarray as xr
+from _dask import raise_if_dask_computes
 
 import ophys_xr
 from ophys_xr.sessions import CATALOG_COLUMNS, catalog, map_sessions, open_sessions
+from ophys_xr.testing import simulate_session, write_nwb
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +117,87 @@ def test_map_sessions_distributed(folder) -> None:
     paths = sorted(folder.glob("behavior_*.nwb"))
     with (
         distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                 dashboard_address=None) as cluster,
+                                 dashboard_address=":0") as cluster,
         distributed.Client(cluster) as client,
     ):
         result = map_sessions(mean_dff, paths, client=client)
     local = map_sessions(mean_dff, paths)
     xr.testing.assert_identical(result.combined, local.combined)
+
+
+# ---- multiplane (mesoscope) sessions --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mesoscope(tmp_path_factory):
+    from ophys_xr.testing import simulate_multiplane_session
+
+    folder = tmp_path_factory.mktemp("mesoscope")
+    planes = simulate_multiplane_session(3, n_cells=3, minutes=1.0, seed=2, n_unmatched=1)
+    for plane in planes:
+        oeid = plane.attrs["ophys_experiment_id"]
+        write_nwb(plane, folder / f"behavior_ophys_experiment_{oeid}.nwb")
+    return folder, planes
+
+
+def test_multiplane_session_holds_the_behavior_once(mesoscope) -> None:
+    folder, planes = mesoscope
+    with ophys_xr.open_multiplane_session(folder, exclude_invalid_rois=False) as tree:
+        assert list(tree.children) == [str(p.attrs["ophys_experiment_id"]) for p in planes]
+        root = tree.to_dataset(inherit=False)
+        assert "trials_start_time" in root
+        assert "dff" not in root
+        assert root.attrs["ophys_session_id"] == planes[0].attrs["ophys_session_id"]
+        for plane, node in zip(planes, tree.children.values(), strict=True):
+            own = node.to_dataset(inherit=False)
+            assert "dff" in own
+            assert "trials_start_time" not in own
+            assert own.attrs["imaging_plane_group"] == plane.attrs["imaging_plane_group"]
+        # one plane as a complete session Dataset: what the plane's own file gives
+        for plane in planes:
+            group = plane.attrs["imaging_plane_group"]
+            full = ophys_xr.plane_dataset(tree, group)
+            xr.testing.assert_identical(full.compute(), plane.compute())
+            response = full.ophys.stimulus_response(event="changes")
+            assert response.sizes["cell_specimen_id"] == plane.sizes["cell_specimen_id"]
+        # cells of different planes are different cells (the -1 ROIs: by cell_roi_id)
+        rois = [set(n["cell_roi_id"].values.tolist()) for n in tree.children.values()]
+        assert not rois[0] & rois[1]
+        assert not rois[1] & rois[2]
+
+
+def test_multiplane_session_is_lazy(mesoscope) -> None:
+    folder, _ = mesoscope
+    with raise_if_dask_computes(), ophys_xr.open_multiplane_session(folder) as tree:
+        full = ophys_xr.plane_dataset(tree, 0)
+        assert full["dff"].chunks is not None
+
+
+def test_multiplane_errors(mesoscope, tmp_path) -> None:
+    folder, planes = mesoscope
+    with pytest.raises(ophys_xr.OptionError, match="no plane"), \
+            ophys_xr.open_multiplane_session(folder) as tree:
+        ophys_xr.plane_dataset(tree, 7)
+    # two sessions in the sources: choose one
+    other = simulate_session(n_cells=2, minutes=0.5, seed=9)
+    mixed = [*sorted(folder.glob("*.nwb")), write_nwb(other, tmp_path / "other.nwb")]
+    with pytest.raises(ophys_xr.OptionError, match="ophys_session_id="):
+        ophys_xr.open_multiplane_session(mixed)
+    session = planes[0].attrs["ophys_session_id"]
+    with ophys_xr.open_multiplane_session(mixed, ophys_session_id=session) as tree:
+        assert len(tree.children) == 3
+    # the same plane twice
+    copy = tmp_path / "copy.nwb"
+    copy.write_bytes(min(folder.glob("*.nwb")).read_bytes())
+    with pytest.raises(ophys_xr.OptionError, match="same imaging plane"):
+        ophys_xr.open_multiplane_session([*sorted(folder.glob("*.nwb")), copy])
+
+
+def test_multiplane_simulator_options() -> None:
+    with pytest.raises(ophys_xr.OptionError, match="imaging_plane_group"):
+        simulate_session(imaging_plane_group=2, imaging_plane_group_count=2)
+    with pytest.raises(ophys_xr.OptionError, match="at most 8"):
+        simulate_session(imaging_plane_group=0, imaging_plane_group_count=9)
+    with pytest.raises(ophys_xr.OptionError, match="no imaging planes"):
+        simulate_session(imaging_plane_group=0, imaging_plane_group_count=2,
+                         behavior_only=True)

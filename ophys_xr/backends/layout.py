@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ophys_xr.exceptions import NotNwbFileError, UnsupportedLayoutError
+from ophys_xr.exceptions import NotAnOphysSessionError, NotNwbFileError, UnsupportedLayoutError
 
 __all__ = [
     "CELL_COLUMNS",
@@ -42,6 +42,7 @@ __all__ = [
     "LICKS",
     "METADATA",
     "OPHYS",
+    "OPHYS_METADATA_KEYS",
     "PLANE",
     "PRESENTATION_DROP",
     "PRESENTATION_INT_NULL",
@@ -61,6 +62,7 @@ __all__ = [
     "Layout",
     "detect",
     "paths",
+    "session_kind",
 ]
 
 #: The integer null of the AllenSDK tables (``INT_NULL`` of ``allensdk/core/dataframe_utils``).
@@ -332,9 +334,39 @@ def detect(f: Any, path: str = "<file>") -> Layout:
             raise UnsupportedLayoutError(msg)
     meta = f[METADATA].attrs if METADATA in f else {}
     new = LAYOUTS["2023"]
-    if new.container_id_key in meta or "targeted_imaging_depth" in meta:
+    if any(key in meta for key in (new.container_id_key, *new.metadata_keys)):
         return new
     return LAYOUTS["2021"]
+
+
+#: ``general/metadata`` attributes that only the files of imaging experiments have.
+OPHYS_METADATA_KEYS = ("ophys_experiment_id", "ophys_session_id", "imaging_depth")
+
+
+def session_kind(f: Any, path: str = "<file>") -> str:
+    """``"behavior_ophys"`` (an imaging experiment) or ``"behavior"`` (no imaging).
+
+    A file whose metadata names an ophys experiment but lacks the ophys module (or its
+    ΔF/F) is damaged, not a behavior session.
+
+    Raises
+    ------
+    NotAnOphysSessionError
+        An ophys experiment's file without its traces.
+    """
+    meta = f[METADATA].attrs if METADATA in f else {}
+    ophys_meta = any(key in meta for key in OPHYS_METADATA_KEYS)
+    if OPHYS not in f and not ophys_meta:
+        return "behavior"
+    dff = f"{TRACE_SERIES['dff'][1]}/traces/data"
+    if dff not in f:
+        msg = (
+            f"{path!r} is the file of an ophys experiment (its general/metadata names one) but "
+            f"has no {dff}: the file is incomplete or damaged (a behavior-only session has no "
+            "ophys metadata). Download it again."
+        )
+        raise NotAnOphysSessionError(msg)
+    return "behavior_ophys"
 
 
 def paths() -> set[str]:

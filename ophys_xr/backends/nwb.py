@@ -149,13 +149,7 @@ def detect_layout(f: Any, path: str = "<file>") -> str:
     NotNwbFileError, UnsupportedLayoutError, NotAnOphysSessionError
     """
     layout = L.detect(f, path)
-    if OPHYS not in f or f"{L.TRACE_SERIES['dff'][1]}" not in f:
-        msg = (
-            f"{path!r} is an NWB file without the ophys processing module "
-            f"({OPHYS}/dff): probably a behavior-only session. ophys_xr opens "
-            "behavior_ophys_experiment files."
-        )
-        raise NotAnOphysSessionError(msg)
+    L.session_kind(f, path)
     return layout.name
 
 
@@ -272,10 +266,9 @@ def _h5py_file(path: str, mode: str = "r", **kwargs: Any) -> Any:
 # metadata
 
 
-def _metadata(f: Any, layout: L.Layout) -> dict[str, Any]:
+def _metadata(f: Any, layout: L.Layout, kind: str) -> dict[str, Any]:
     meta = {k: _scalar(v) for k, v in f[L.METADATA].attrs.items()}
     subject = f[L.SUBJECT]
-    plane = f[L.PLANE]
     genotype = _str(subject["genotype"][()]) if "genotype" in subject else None
     reporter = _str(subject.attrs["reporter_line"]) if "reporter_line" in subject.attrs else None
     if reporter == "None":
@@ -308,23 +301,28 @@ def _metadata(f: Any, layout: L.Layout) -> dict[str, Any]:
         "project_code": _str(meta.get("project_code", "Not Available")),
         "full_genotype": genotype,
         "behavior_session_id": int(meta["behavior_session_id"]),
-        "indicator": indicator,
-        "emission_lambda": float(plane["channel_1/emission_lambda"][()]),
-        "excitation_lambda": float(plane["excitation_lambda"][()]),
-        "ophys_container_id": int(container) if container is not None else None,
-        "field_of_view_height": int(meta["field_of_view_height"]),
-        "field_of_view_width": int(meta["field_of_view_width"]),
-        "imaging_depth": int(meta["imaging_depth"]),
-        "targeted_imaging_depth": int(meta["targeted_imaging_depth"])
-        if "targeted_imaging_depth" in meta else None,
-        "imaging_plane_group": int(group) if group_count > 1 and int(group) >= 0 else None,
-        "imaging_plane_group_count": group_count,
-        "ophys_experiment_id": int(_str(f["identifier"][()])),
-        "ophys_frame_rate": float(plane["imaging_rate"][()]),
-        "ophys_session_id": int(meta["ophys_session_id"]),
-        "targeted_structure": _str(plane["location"][()]),
-        "nwb_layout": layout.name,
     }
+    if kind == "behavior_ophys":
+        plane = f[L.PLANE]
+        out.update({
+            "indicator": indicator,
+            "emission_lambda": float(plane["channel_1/emission_lambda"][()]),
+            "excitation_lambda": float(plane["excitation_lambda"][()]),
+            "ophys_container_id": int(container) if container is not None else None,
+            "field_of_view_height": int(meta["field_of_view_height"]),
+            "field_of_view_width": int(meta["field_of_view_width"]),
+            "imaging_depth": int(meta["imaging_depth"]),
+            "targeted_imaging_depth": int(meta["targeted_imaging_depth"])
+            if "targeted_imaging_depth" in meta else None,
+            "imaging_plane_group": int(group) if group_count > 1 and int(group) >= 0 else None,
+            "imaging_plane_group_count": group_count,
+            "ophys_experiment_id": int(_str(f["identifier"][()])),
+            "ophys_frame_rate": float(plane["imaging_rate"][()]),
+            "ophys_session_id": int(meta["ophys_session_id"]),
+            "targeted_structure": _str(plane["location"][()]),
+        })
+    out["nwb_layout"] = layout.name
+    out["session_kind"] = kind
     out["task_parameters"] = json.dumps(_task_parameters(f, out["session_type"]))
     if L.RIG in f:
         g = f[L.RIG]
@@ -791,10 +789,13 @@ def read_nwb(
     p, f = _open_file(path)
     try:
         layout = L.LAYOUTS[detect_layout(f, str(p))]
+        kind = L.session_kind(f, str(p))
         r = _Reader(p, f, layout.name, lock=lock or HDF5_LOCK)
-        meta = _metadata(f, layout)
-        variables: dict[str, Any] = {"time": _ophys_time(r)}
-        variables.update(_cells(r, options.exclude_invalid_rois, meta))
+        meta = _metadata(f, layout, kind)
+        variables: dict[str, Any] = {}
+        if kind == "behavior_ophys":
+            variables["time"] = _ophys_time(r)
+            variables.update(_cells(r, options.exclude_invalid_rois, meta))
         variables.update(_eye(r))
         variables.update(_running(r))
         variables.update(_licks_rewards(f))
@@ -805,8 +806,8 @@ def read_nwb(
         variables.update(_templates(r, meta))
     except KeyError as err:
         msg = (
-            f"{str(p)!r} lacks an item every AllenSDK ophys NWB file has ({err}); the file is "
-            "incomplete or not a Visual Behavior Ophys experiment file"
+            f"{str(p)!r} lacks an item every AllenSDK Visual Behavior NWB file has ({err}); "
+            "the file is incomplete or not a Visual Behavior (Ophys) session file"
         )
         raise NotAnOphysSessionError(msg) from err
     finally:
@@ -830,14 +831,18 @@ def read_nwb_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     p, f = _open_file(path)
     try:
         layout = L.LAYOUTS[detect_layout(f, str(p))]
-        meta = _metadata(f, layout)
-        valid = f[f"{SEG}/valid_roi"][()]
-        meta["n_cells"] = int(valid.size)
-        meta["n_valid_cells"] = int(valid.sum())
-        ts = f[f"{L.TRACE_SERIES['dff'][1]}/traces/timestamps"]
+        kind = L.session_kind(f, str(p))
+        meta = _metadata(f, layout, kind)
+        if kind == "behavior_ophys":
+            valid = f[f"{SEG}/valid_roi"][()]
+            meta["n_cells"] = int(valid.size)
+            meta["n_valid_cells"] = int(valid.sum())
+            ts = f[f"{L.TRACE_SERIES['dff'][1]}/traces/timestamps"]
+        else:
+            ts = f[f"{L.STIMULUS_TIMESTAMPS}/timestamps"]
         meta["duration_s"] = float(ts[-1] - ts[0]) if ts.shape[0] else 0.0
     except KeyError as err:
-        msg = f"{str(p)!r} lacks an item every AllenSDK ophys NWB file has ({err})"
+        msg = f"{str(p)!r} lacks an item every AllenSDK Visual Behavior NWB file has ({err})"
         raise NotAnOphysSessionError(msg) from err
     finally:
         f.close()

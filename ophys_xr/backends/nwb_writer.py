@@ -196,6 +196,7 @@ class _Writer:
         self.ds = ds
         self.layout = layout
         self.grouping = grouping
+        self.imaging = str(ds.attrs.get("session_kind", "behavior_ophys")) == "behavior_ophys"
         self.attrs = dict(ds.attrs)
         self.text = h5py.string_dtype("utf-8")
 
@@ -318,9 +319,10 @@ class _Writer:
         self.stimulus_timestamps()
         self.running()
         self.licks_rewards()
-        self.cells()
-        self.traces()
-        self.images()
+        if self.imaging:
+            self.cells()
+            self.traces()
+            self.images()
         self.eye_tracking()
         self.trials()
         self.presentations()
@@ -347,7 +349,9 @@ class _Writer:
             f.require_group(name)
         self.typed(f, "NWBFile", "core", nwb_version=_NWB_VERSION)
         start = str(self.require("date_of_acquisition"))
-        self.dataset("identifier", str(self.require("ophys_experiment_id")))
+        # behavior sessions are identified by their behavior session id
+        identifier = "ophys_experiment_id" if self.imaging else "behavior_session_id"
+        self.dataset("identifier", str(self.require(identifier)))
         self.dataset("session_description", str(self.require("session_type")))
         ascii_text = self.h5py.string_dtype("ascii")  # NWB isodatetime
         self.dataset("session_start_time", start, dtype=ascii_text)
@@ -355,18 +359,24 @@ class _Writer:
         created = datetime.now(UTC).isoformat(timespec="microseconds")
         self.dataset("file_create_date", np.array([created], dtype=object), dtype=ascii_text)
 
-    def general(self) -> None:
+    def _behavior_metadata(self, equipment: str) -> dict[str, Any]:
+        """``general/metadata`` of a behavior session (``BehaviorMetadata``)."""
         a = self.attrs
-        self.dataset("general/experiment_description", _EXPERIMENT_DESCRIPTION)
-        self.dataset("general/institution", "Allen Institute for Brain Science")
-        self.dataset("general/keywords", np.array(
-            ["2-photon", "calcium imaging", "visual cortex", "behavior", "task"], dtype=object))
-        equipment = str(self.require("equipment_name"))
-        rig = "Mesoscope" if equipment.startswith("MESO") else "Scientifica"
-        self.group(f"general/devices/{equipment}", "Device", "core",
-                   description=f"Allen Brain Observatory - {rig} 2P Rig",
-                   manufacturer="Scientifica")
-        # /general/metadata
+        meta: dict[str, Any] = {
+            "behavior_session_id": int(self.require("behavior_session_id")),
+            "behavior_session_uuid": str(a.get("behavior_session_uuid", "None")),
+            "equipment_name": equipment,
+        }
+        if "project_code" in self.layout.metadata_keys:
+            meta["project_code"] = str(a.get("project_code", "Not Available"))
+        meta["session_type"] = str(self.require("session_type"))
+        meta["stimulus_frame_rate"] = float(self.require("stimulus_frame_rate"))
+        self.group(L.METADATA, "BehaviorMetadata", _NS_BEHAVIOR, **meta)
+        return meta
+
+    def _metadata(self, equipment: str) -> dict[str, Any]:
+        """``general/metadata`` of an imaging experiment (``OphysBehaviorMetadata``)."""
+        a = self.attrs
         meta: dict[str, Any] = {
             "behavior_session_id": int(self.require("behavior_session_id")),
             "behavior_session_uuid": str(a.get("behavior_session_uuid", "None")),
@@ -391,6 +401,21 @@ class _Writer:
             meta["targeted_imaging_depth"] = int(
                 meta["imaging_depth"] if depth is None else depth)
         self.group(L.METADATA, "OphysBehaviorMetadata", _NS_BEHAVIOR, **meta)
+        return meta
+
+    def general(self) -> None:
+        a = self.attrs
+        self.dataset("general/experiment_description", _EXPERIMENT_DESCRIPTION)
+        self.dataset("general/institution", "Allen Institute for Brain Science")
+        keywords = (["2-photon", "calcium imaging", "visual cortex", "behavior", "task"]
+                    if self.imaging else ["visual", "behavior", "task"])
+        self.dataset("general/keywords", np.array(keywords, dtype=object))
+        equipment = str(self.require("equipment_name"))
+        rig = "Mesoscope" if equipment.startswith("MESO") else "Scientifica"
+        self.group(f"general/devices/{equipment}", "Device", "core",
+                   description=f"Allen Brain Observatory - {rig} 2P Rig",
+                   manufacturer="Scientifica")
+        meta = self._metadata(equipment) if self.imaging else self._behavior_metadata(equipment)
         # /general/subject
         subject: dict[str, Any] = {}
         if a.get("driver_line") is not None:
@@ -423,7 +448,12 @@ class _Writer:
             task["stimulus_name"] = str(params["stimulus_name"])
         self.group(L.TASK, "BehaviorTaskParameters", _NS_BEHAVIOR,
                    **dict(sorted(task.items())))
-        # /general/optophysiology
+        if self.imaging:
+            self._imaging_plane(meta, equipment)
+        self._rig_geometry(equipment)
+
+    def _imaging_plane(self, meta: Mapping[str, Any], equipment: str) -> None:
+        a = self.attrs
         plane = L.PLANE
         self.group(plane, "ImagingPlane", "core")
         self.group(f"{plane}/channel_1", "OpticalChannel", "core")
@@ -439,7 +469,9 @@ class _Writer:
         self.dataset(f"{plane}/imaging_rate", np.float64(self.require("ophys_frame_rate")))
         self.dataset(f"{plane}/indicator", str(a.get("indicator") or "unknown"))
         self.dataset(f"{plane}/location", structure)
-        # eye-tracking rig geometry
+
+    def _rig_geometry(self, equipment: str) -> None:
+        a = self.attrs
         if "eye_tracking_rig_geometry" in a:
             geometry = json.loads(str(a["eye_tracking_rig_geometry"]))
             self.group(L.RIG.rsplit("/", 1)[0], "ProcessingModule", "core",

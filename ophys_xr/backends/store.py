@@ -166,9 +166,10 @@ def read_store_metadata(path: str | os.PathLike[str], *, engine: str) -> dict[st
         The session attributes plus ``n_cells``, ``n_valid_cells`` and ``duration_s``.
     """
     with read_store(path, SessionOptions(exclude_invalid_rois=False), engine=engine) as ds:
-        time = ds["time"].values
         meta = dict(ds.attrs)
-        meta["n_cells"] = int(ds.sizes["cell_specimen_id"])
-        meta["n_valid_cells"] = int(ds["valid_roi"].values.sum())
+        if "cell_specimen_id" in ds.dims:
+            meta["n_cells"] = int(ds.sizes["cell_specimen_id"])
+            meta["n_valid_cells"] = int(ds["valid_roi"].values.sum())
+        time = ds["time" if "time" in ds.coords else "stimulus_timestamps"].values
         meta["duration_s"] = float(time[-1] - time[0]) if time.size else 0.0
     return meta

@@ -1,11 +1,10 @@
-"""Remote files over HTTP range requests, and the download cache (local server only)."""
+"""ophys_xr.datasets: experiment URLs and the download cache (local server only)."""
 
 from __future__ import annotations
 
 import hashlib
 
 import pytest
-import xarray as xr
 from _http import serve
 
 import ophys_xr
@@ -18,20 +17,6 @@ def test_experiment_url() -> None:
     assert url.startswith("https://visual-behavior-ophys-data.s3-us-west-2.amazonaws.com/")
     with pytest.raises(ophys_xr.OptionError):
         datasets.experiment_url(-3)
-
-
-def test_open_over_http(tiny_path) -> None:
-    with serve(tiny_path.parent) as server:
-        url = f"{server.url}/{tiny_path.name}"
-        with ophys_xr.open_session(url) as remote, ophys_xr.open_session(tiny_path) as local:
-            opened = server.bytes_sent
-            assert opened < tiny_path.stat().st_size
-            xr.testing.assert_identical(remote, local)
-
-
-def test_open_missing_url(tiny_path) -> None:
-    with serve(tiny_path.parent) as server, pytest.raises(ophys_xr.SessionFileNotFoundError):
-        ophys_xr.open_session(f"{server.url}/nothing.nwb")
 
 
 def test_fetch_with_checksum_and_resume(tiny_path, tmp_path) -> None:

@@ -1,15 +1,12 @@
-"""The schema is data: the docs render from it and the Dataset follows it."""
+"""ophys_xr.variables: the schema is data; the docs render from it and the Dataset follows it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import xarray as xr
 
 import ophys_xr
-from ophys_xr.model import create_session_dataset
 from ophys_xr.variables import DIMS, METADATA_ATTRS, SPECS, render_markdown, validate
 
 DOCS = Path(__file__).parents[1] / "docs"
@@ -41,23 +38,3 @@ def test_validate_names_what_is_missing(tiny_path) -> None:
             validate(ds, "stimulus_template_warped")
         with pytest.raises(ophys_xr.MissingDataError, match=r"Variables present: \["):
             validate(ds.drop_vars("dff"), "dff", purpose="the demo")
-
-
-def test_builder_rejects_bad_input() -> None:
-    with pytest.raises(ophys_xr.SchemaError, match="are not session variables"):
-        create_session_dataset({"nonsense": np.zeros(3)}, {})
-    with pytest.raises(ophys_xr.SchemaError, match="required session variables missing"):
-        create_session_dataset({"time": np.zeros(3)}, {})
-
-
-def test_builder_rejects_unsafe_attrs(tiny_path) -> None:
-    with ophys_xr.open_session(tiny_path) as ds:
-        variables = {name: var for name, var in ds.variables.items()}
-        with pytest.raises(ophys_xr.SchemaError, match="netCDF"):
-            create_session_dataset(variables, {**ds.attrs, "flag": True}, derive=False)
-        with pytest.raises(ophys_xr.SchemaError, match="netCDF"):
-            create_session_dataset(variables, {**ds.attrs, "d": {"a": 1}}, derive=False)
-        bad = dict(variables)
-        bad["dff"] = xr.Variable(("cell_specimen_id", "time"), np.zeros((4, 3859)))
-        with pytest.raises(ophys_xr.SchemaError, match="dims"):
-            create_session_dataset(bad, ds.attrs, derive=False)

@@ -1,4 +1,5 @@
-"""Opening: laziness, pickling to dask.distributed workers, the xarray engine, chunks."""
+"""ophys_xr.backends.nwb and backends._arrays: lazy NWB reading, pickling to dask.distributed
+workers, the ``engine="ophys"`` xarray entry point, chunks of compressed event blocks."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def test_distributed_local_cluster(tiny_path) -> None:
     distributed = pytest.importorskip("distributed")
     with (
         distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                 dashboard_address=None) as cluster,
+                                 dashboard_address=":0") as cluster,
         distributed.Client(cluster) as client,
         ophys_xr.open_session(tiny_path, chunks={"time": 1000}) as ds,
     ):
@@ -144,33 +145,6 @@ def test_selected_columns_are_gathered(tiny_path, columns) -> None:
             np.testing.assert_array_equal(got, expected[5:50])
     finally:
         manager.close()
-
-
-def test_import_is_light() -> None:
-    """``import ophys_xr`` leaves the heavy modules to first use (fast CLI and workers)."""
-    import subprocess
-    import sys
-
-    heavy = ("scipy.signal", "scipy.stats", "scipy.ndimage", "h5py", "zarr", "matplotlib",
-             "distributed", "pynwb")
-    code = f"import sys, ophys_xr; print([m for m in {heavy!r} if m in sys.modules])"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "[]"
-
-
-def test_opening_imports_no_analysis_module(tiny_path) -> None:
-    """Opening a session imports only what reading needs (scipy.stats alone costs 0.3 s)."""
-    import subprocess
-    import sys
-
-    heavy = ("scipy.signal", "scipy.stats", "scipy.ndimage", "matplotlib", "distributed",
-             "pynwb")
-    code = (f"import sys, ophys_xr; ophys_xr.open_session({str(tiny_path)!r}); "
-            f"print([m for m in {heavy!r} if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "[]"
 
 
 def test_compressed_events_come_in_small_blocks_of_cells(tmp_path, monkeypatch) -> None:
