@@ -22,7 +22,7 @@ import xarray as xr
 
 from ophys_xr import behavior, cells
 from ophys_xr.exceptions import MissingDataError, OptionError, SchemaError
-from ophys_xr.variables import validate
+from ophys_xr.variables import CELL_DIM, validate
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -60,7 +60,7 @@ _EVENT_STYLE: dict[str, tuple[str, Any, float, str]] = {
     "licks": ("0.15", "solid", 0.6, "lower"),
 }
 
-_CELL = "cell_specimen_id"
+_CELL = CELL_DIM
 _TRELATIVE = "eventlocked_timestamps"
 _ROLLING_PLOTTED = ("hit_rate", "false_alarm_rate", "rolling_dprime", "reward_rate", "engaged")
 

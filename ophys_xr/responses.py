@@ -37,7 +37,7 @@ from ophys_xr.metrics import (
     lifetime_sparseness,
     reliability,
 )
-from ophys_xr.variables import SPECS, validate
+from ophys_xr.variables import CELL_DIM, PRES_DIM, SPECS, validate
 
 __all__ = [
     "PRESENTATION_EVENTS",
@@ -55,8 +55,8 @@ PRESENTATION_EVENTS: tuple[str, ...] = ("images", "changes", "omissions", "all")
 #: Named events with their own times (dim ``event``).
 TIME_EVENTS: tuple[str, ...] = ("licks", "rewards")
 
-CELL = "cell_specimen_id"
-PRES = "stimulus_presentations_id"
+CELL = CELL_DIM
+PRES = PRES_DIM
 TRIALS = "trials_id"
 EVENT = "event"
 TREL = "eventlocked_timestamps"

@@ -201,3 +201,16 @@ def test_multiplane_simulator_options() -> None:
     with pytest.raises(ophys_xr.OptionError, match="no imaging planes"):
         simulate_session(imaging_plane_group=0, imaging_plane_group_count=2,
                          behavior_only=True)
+
+
+def test_multiplane_planes_must_share_the_behavior(mesoscope, tmp_path) -> None:
+    folder, _ = mesoscope
+    files = sorted(folder.glob("*.nwb"))
+    for path in files:
+        shutil.copy(path, tmp_path / path.name)
+    with h5py.File(tmp_path / files[1].name, "r+") as f:
+        f["intervals/trials/start_time"][0] += 1.0
+    with pytest.raises(ophys_xr.SchemaError, match="differ in trials_start_time"):
+        ophys_xr.open_multiplane_session(tmp_path)
+    with pytest.raises(ophys_xr.OptionError, match="0 ophys sessions"):
+        ophys_xr.open_multiplane_session([])

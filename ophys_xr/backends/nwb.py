@@ -734,7 +734,6 @@ def _templates(r: _Reader, meta: dict[str, Any]) -> dict[str, Any]:
     g = f[f"{L.TEMPLATES}/{names[0]}"]
     meta["stimulus_templates_image_set"] = names[0]
     out: dict[str, Any] = {"template_image_name": _read(g, "control_description")}
-    n, h, w = g["data"].shape
     chunks = {"template_image_name": 1}
     out["stimulus_template_warped"] = r.variable(
         "stimulus_template_warped", r.wrapper(g["data"].name, np.uint8), chunks)
@@ -744,7 +743,6 @@ def _templates(r: _Reader, meta: dict[str, Any]) -> dict[str, Any]:
     else:
         msg = f"{g.name} in {str(r.path)!r} has no 'unwarped' images"
         raise SchemaError(msg)
-    del n, h, w
     return out
 
 

@@ -195,7 +195,8 @@ class _Writer:
         self.f = f
         self.ds = ds
         self.layout = layout
-        self.grouping = grouping
+        # without the grouping column, the tables are named after the images
+        self.grouping = grouping if grouping in ds.variables else "image_name"
         self.imaging = str(ds.attrs.get("session_kind", "behavior_ophys")) == "behavior_ophys"
         self.attrs = dict(ds.attrs)
         self.text = h5py.string_dtype("utf-8")

@@ -4,13 +4,17 @@ Hypothesis draws the options of :func:`ophys_xr.testing.simulate_session`: 1-6 R
 any number (all included) are invalid or unmatched, 0.3-1.5 minutes, 31 or 10.7 Hz, with or
 without eye tracking, licks (zero licks), rewards and stimulus templates, default or unicode
 image names (accents, CJK, emoji, spaces, quotes, tabs, newlines, "/", "nan"), NaN blocks
-in the traces, eye tracking and running, a small field of view, the 2023 or 2021 layout,
-and whether invalid ROIs are excluded on opening.  Each example writes the NWB file, opens it
+in the traces, eye tracking and running, a small field of view, the 2023 or 2021 layout
+(2021: presentations grouped by image name or by stimulus name), the kind of session
+(active, passive, behavior only, one plane of a multiplane session), and whether invalid
+ROIs are excluded on opening.  Each example writes the NWB file, opens it
 and saves it with ``ophys_xr.to_zarr``, ``ophys_xr.to_netcdf``, ``Dataset.to_zarr`` and
 ``Dataset.to_netcdf``; every reopened Dataset must be identical (values, dims, coords, attrs
 and dtypes) to the one opened from NWB.  The one drawn case a format cannot hold (an image
 name with "/" in the 2021 layout, whose tables are named after the images) must raise
-``SchemaError``.
+``SchemaError``.  The file also validates against the schema, and every name of the
+AllenSDK-style session object of its kind (``BehaviorOphysSession`` or ``BehaviorSession``)
+evaluates.
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ from _dask import raise_if_dask_computes
 from hypothesis import example, given, strategies as st
 
 import ophys_xr
+from ophys_xr.backends.layout import LAYOUTS as LAYOUT_TABLE
+from ophys_xr.compat import BehaviorOphysSession, BehaviorSession
 from ophys_xr.exceptions import OptionError, SchemaError
 from ophys_xr.testing import LAYOUTS, simulate_session, write_nwb
+from ophys_xr.variables import SPECS, validate
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +82,22 @@ def session_options(draw: st.DrawFn) -> dict[str, Any]:
         options["image_names"] = draw(st.lists(image_name, min_size=2, max_size=6, unique=True))
     else:
         options["n_images"] = draw(st.integers(2, 8))
+    kind = draw(st.sampled_from(["active", "passive", "behavior", "plane"]))
+    if kind == "passive":
+        options["passive"] = True
+    elif kind == "behavior":
+        options["behavior_only"] = True
+    elif kind == "plane":
+        count = draw(st.integers(2, 8))
+        options["imaging_plane_group_count"] = count
+        options["imaging_plane_group"] = draw(st.integers(0, count - 1))
     return options
+
+
+def grouping(options: dict[str, Any]) -> str:
+    """The presentation grouping to write: drawn from the seed among the layout's."""
+    groupings = LAYOUT_TABLE[options["layout"]].presentation_groupings
+    return groupings[options.get("seed", 0) % len(groupings)]
 
 
 def corner(**options: Any) -> dict[str, Any]:
@@ -119,7 +141,7 @@ def assert_same(actual: xr.Dataset, expected: xr.Dataset, what: str) -> None:
 
 def expected_on_opening(simulated: xr.Dataset, exclude_invalid_rois: bool) -> xr.Dataset:
     """What ``open_session`` must give for the file written from ``simulated``."""
-    if not exclude_invalid_rois:
+    if not exclude_invalid_rois or "valid_roi" not in simulated.coords:
         return simulated
     valid = simulated.isel(cell_specimen_id=simulated["valid_roi"].values)
     # the segmentation mask image is made from the ROIs opened: the union of the valid ones
@@ -129,7 +151,7 @@ def expected_on_opening(simulated: xr.Dataset, exclude_invalid_rois: bool) -> xr
 
 def check_content(ds: xr.Dataset, options: dict[str, Any]) -> None:
     """The drawn options are in the simulated session (so the property tests them)."""
-    if options.get("nan_traces"):
+    if options.get("nan_traces") and not options.get("behavior_only"):
         assert np.isnan(ds["dff"].values).any()
         assert np.isfinite(ds["events"].values).all()
     if options.get("nan_eye") and options.get("eye_tracking", True):
@@ -137,11 +159,18 @@ def check_content(ds: xr.Dataset, options: dict[str, Any]) -> None:
         assert np.isnan(ds["cr_area_raw"].values).any()
     if options.get("nan_running"):
         assert np.isnan(ds["running_speed"].values).any()
-    if not options.get("licks", True):
+    if not options.get("licks", True) or options.get("passive"):
         assert ds.sizes["lick"] == ds.sizes["trials_lick"] == 0
-    if not options.get("rewards", True):
+    if not options.get("rewards", True) or options.get("passive"):
         assert ds.sizes["reward"] == 0
+    if options.get("behavior_only"):
+        assert ds.attrs["session_kind"] == "behavior"
+        assert "cell_specimen_id" not in ds.dims
+        return
+    assert ds.attrs["session_kind"] == "behavior_ophys"
     assert int(ds["valid_roi"].sum()) == options["n_cells"]
+    if "imaging_plane_group" in options:
+        assert ds.attrs["imaging_plane_group"] == options["imaging_plane_group"]
     names = options.get("image_names")
     if names is not None:
         assert set(ds["image_name"].values) <= {*names, "omitted"}
@@ -173,19 +202,25 @@ def test_nwb_zarr_netcdf_round_trip(options: dict[str, Any], exclude_invalid_roi
         tmp = Path(folder)
         nwb = tmp / "session.nwb"
         shown = {str(name) for name in simulated["image_name"].values}
-        if options["layout"] == "2021" and any("/" in name for name in shown):
+        by = grouping(options)
+        # without the grouping column the writer names the tables after the images
+        named_by = by if by in simulated.variables else "image_name"
+        if named_by == "image_name" and any("/" in name for name in shown):
             with pytest.raises(SchemaError, match=r"contain '/'.*layout='2023'"):
-                write_nwb(simulated, nwb)
+                write_nwb(simulated, nwb, presentation_grouping=by)
             assert list(tmp.iterdir()) == []
             return
-        write_nwb(simulated, nwb)
+        write_nwb(simulated, nwb, presentation_grouping=by)
         expected = expected_on_opening(simulated, exclude_invalid_rois)
         with ophys_xr.open_session(nwb, exclude_invalid_rois=exclude_invalid_rois) as source:
-            assert source.sizes["cell_specimen_id"] == (
-                options["n_cells"] if exclude_invalid_rois
-                else options["n_cells"] + options["n_invalid"])
+            if not options.get("behavior_only"):
+                assert source.sizes["cell_specimen_id"] == (
+                    options["n_cells"] if exclude_invalid_rois
+                    else options["n_cells"] + options["n_invalid"])
+            validate(source, [n for n in SPECS if n in source.variables])
             loaded = source.compute()
             assert_same(loaded, expected, "NWB -> Dataset")
+            every_allensdk_name(source)
             for writer, (suffix, write) in WRITERS.items():
                 path = tmp / f"{writer}{suffix}"
                 write(source, path)
@@ -204,6 +239,32 @@ def test_nwb_zarr_netcdf_round_trip(options: dict[str, Any], exclude_invalid_roi
                     with ophys_xr.open_session(path, exclude_invalid_rois=True) as valid:
                         assert_same(valid.compute(), expected_on_opening(simulated, True),
                                     f"NWB -> Dataset (all ROIs) -> {writer} -> Dataset (valid)")
+
+
+def every_allensdk_name(ds: xr.Dataset) -> None:
+    """Every name of the AllenSDK-style object of the session's kind evaluates."""
+    imaging = ds.attrs["session_kind"] == "behavior_ophys"
+    cls = BehaviorOphysSession if imaging else BehaviorSession
+    with warnings.catch_warnings():
+        # a session without eye tracking warns that its eye tables are empty, as the AllenSDK
+        warnings.filterwarnings("ignore", message="this session has no eye", category=UserWarning)
+        with cls.from_dataset(ds) as session:
+            matched = not imaging or bool((ds["cell_specimen_id"].values != -1).any())
+            for name in session.list_data_attributes_and_methods():
+                value = getattr(session, name)
+                if name == "update_targeted_imaging_depth":
+                    continue  # needs the Allen Institute's database: raises by design
+                if not (callable(value) and name.startswith("get_")):
+                    continue
+                try:
+                    if name == "get_cell_specimen_indices":
+                        value(session.get_cell_specimen_ids())
+                    else:
+                        value()
+                except ophys_xr.MissingDataError as err:
+                    # no ROI matched to a cell: the id helpers raise, as the AllenSDK does
+                    if matched or "not assigned" not in str(err):
+                        raise
 
 
 def eager(ds: xr.Dataset) -> set[str]:
