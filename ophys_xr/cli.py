@@ -41,11 +41,13 @@ def summary(ds: object) -> str:
 
     assert isinstance(ds, xr.Dataset)
     a = ds.attrs
-    time = ds["time"].values
+    imaging = a.get("session_kind", "behavior_ophys") == "behavior_ophys"
+    clock = "time" if imaging else "stimulus_timestamps"
+    time = ds[clock].values
     duration = float(time[-1] - time[0]) if time.size else 0.0
     missing = a.get("ophys_xr_missing", "").split()
-    valid = int(ds["valid_roi"].values.sum())
     lines = [
+        f"session_kind          {a.get('session_kind')}",
         f"ophys_experiment_id   {a.get('ophys_experiment_id')}",
         f"ophys_session_id      {a.get('ophys_session_id')}",
         f"behavior_session_id   {a.get('behavior_session_id')}",
@@ -53,14 +55,30 @@ def summary(ds: object) -> str:
         f"mouse_id              {a.get('mouse_id')}",
         f"cre_line              {a.get('cre_line')}",
         f"session_type          {a.get('session_type')}",
-        f"targeted_structure    {a.get('targeted_structure')} at {a.get('imaging_depth')} µm",
+    ]
+    if imaging:
+        valid = int(ds["valid_roi"].values.sum())
+        lines += [
+            f"targeted_structure    {a.get('targeted_structure')} at {a.get('imaging_depth')} µm",
+        ]
+    lines += [
         f"date_of_acquisition   {a.get('date_of_acquisition')}",
         f"equipment             {a.get('equipment_name')}",
-        f"cells                 {ds.sizes['cell_specimen_id']} ({valid} valid)",
-        (
-            f"duration              {duration / 60:.1f} min ({ds.sizes['time']} frames at "
-            f"{a.get('ophys_frame_rate')} Hz)"
-        ),
+    ]
+    if imaging:
+        lines += [
+            f"cells                 {ds.sizes['cell_specimen_id']} ({valid} valid)",
+            (
+                f"duration              {duration / 60:.1f} min ({ds.sizes['time']} frames at "
+                f"{a.get('ophys_frame_rate')} Hz)"
+            ),
+        ]
+    else:
+        frames = ds.sizes["stimulus_frame"]
+        lines.append(
+            f"duration              {duration / 60:.1f} min ({frames} stimulus frames, no imaging)"
+        )
+    lines += [
         f"trials                {ds.sizes['trials_id']}",
         f"presentations         {ds.sizes['stimulus_presentations_id']}",
         f"eye tracking frames   {ds.sizes.get('eye_frame', 0)}",

@@ -36,6 +36,19 @@ def test_info(tiny_path) -> None:
     assert "stimulus_template_warped" in result.output
 
 
+def test_info_of_every_kind(tmp_path) -> None:
+    for kind, options in (("behavior", {"behavior_only": True}),
+                          ("behavior_ophys", {"passive": True})):
+        path = write_session_nwb(tmp_path / f"{kind}.nwb", minutes=0.5, **options)
+        result = runner.invoke(app, ["info", str(path)])
+        assert result.exit_code == 0, result.output
+        assert f"session_kind          {kind}" in result.output
+        assert ("no imaging" in result.output) == (kind == "behavior")
+        converted = runner.invoke(app, ["convert", str(path), str(tmp_path / f"{kind}.zarr"),
+                                        "--no-progress"])
+        assert converted.exit_code == 0, converted.output
+
+
 def test_info_bad_input(tmp_path) -> None:
     result = runner.invoke(app, ["info", str(tmp_path / "missing.nwb")])
     assert result.exit_code == 2
