@@ -350,8 +350,10 @@ class BehaviorSession:
         Parameters
         ----------
         nwb_path
-            An AllenSDK ``behavior_ophys_experiment_*.nwb`` file (2021 or 2023 layout, or a
-            URL), or a Zarr store / netCDF file written from a session Dataset.
+            An AllenSDK session file (2021 or 2023 layout, or a URL): any kind for
+            :class:`BehaviorSession`, an imaging experiment for
+            :class:`BehaviorOphysSession`; or a Zarr store / netCDF file written from a
+            session Dataset.
         eye_tracking_z_threshold, eye_tracking_dilation_frames
             Blink detection of ``eye_tracking`` (honoured, unlike in AllenSDK 2.14+).
         events_filter_scale_seconds, events_filter_n_time_steps

@@ -50,8 +50,9 @@ def open_session(
     ----------
     source
         Path or URL (``https://``, ``s3://``; read lazily with range requests) of an
-        AllenSDK ``behavior_ophys_experiment_*.nwb`` file (2021 or 2023 layout), or the path
-        of a Zarr store / netCDF file written from a session Dataset.
+        AllenSDK ``behavior_ophys_experiment_*.nwb`` or ``behavior_session_*.nwb`` file (2021
+        or 2023 layout; see ``docs/kinds.md`` for every kind), or the path of a Zarr store /
+        netCDF file written from a session Dataset.
     chunks
         Dask chunk sizes by dimension, e.g. ``{"time": 10_000}``.  Default: chunks that
         match the file's storage (all cells × a block of frames for traces).

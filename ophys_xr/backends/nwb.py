@@ -773,7 +773,8 @@ def read_nwb(
     Parameters
     ----------
     path
-        Local path or URL of a ``behavior_ophys_experiment_*.nwb`` file.
+        Local path or URL of a ``behavior_ophys_experiment_*.nwb`` or
+        ``behavior_session_*.nwb`` file.
     options
         The opening options.
     lock
@@ -786,7 +787,7 @@ def read_nwb(
     """
     p, f = _open_file(path)
     try:
-        layout = L.LAYOUTS[detect_layout(f, str(p))]
+        layout = L.detect(f, str(p))
         kind = L.session_kind(f, str(p))
         r = _Reader(p, f, layout.name, lock=lock or HDF5_LOCK)
         meta = _metadata(f, layout, kind)
@@ -828,7 +829,7 @@ def read_nwb_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     p, f = _open_file(path)
     try:
-        layout = L.LAYOUTS[detect_layout(f, str(p))]
+        layout = L.detect(f, str(p))
         kind = L.session_kind(f, str(p))
         meta = _metadata(f, layout, kind)
         if kind == "behavior_ophys":
