@@ -236,6 +236,12 @@ def _pieces(chunks: tuple[tuple[int, ...], tuple[int, ...]], piece_bytes: int | 
                     yield slice(t0, t0 + t_size), part
 
 
+def _empty_table(columns: Iterable[str]) -> pd.DataFrame:
+    """The AllenSDK's table of an absent module: ``DataFrame`` of empty lists (float64 columns
+    under pandas 1.5.3, which AllenSDK 2.16.2 pins), RangeIndex."""
+    return pd.DataFrame({c: np.zeros(0, dtype=np.float64) for c in columns})
+
+
 def _pixel_spacing(ds: xr.Dataset) -> tuple[float, float]:
     spacing = ds.attrs.get("pixel_spacing")
     if spacing is None or len(spacing) != 2:
@@ -636,9 +642,15 @@ class BehaviorSession:
 
     @functools.cached_property
     def licks(self) -> pd.DataFrame:
-        """Licks: ``timestamps`` (s) and stimulus ``frame``."""
+        """Licks: ``timestamps`` (s) and stimulus ``frame``.
+
+        Without licks (passive sessions: the file has no licking module) both columns are
+        empty float64, as AllenSDK 2.16.2 builds the table from empty lists.
+        """
         ds = self._data()
         validate(ds, ("licks_timestamps", "licks_frame"), purpose="licks")
+        if ds.sizes["lick"] == 0:
+            return _empty_table(("timestamps", "frame"))
         return pd.DataFrame({
             "timestamps": np.asarray(ds["licks_timestamps"].values, dtype=np.float64),
             "frame": np.asarray(ds["licks_frame"].values, dtype=np.int64),
@@ -646,10 +658,16 @@ class BehaviorSession:
 
     @functools.cached_property
     def rewards(self) -> pd.DataFrame:
-        """Rewards: ``volume`` (mL), ``timestamps`` (s), ``auto_rewarded``."""
+        """Rewards: ``volume`` (mL), ``timestamps`` (s), ``auto_rewarded``.
+
+        Without rewards (passive sessions: the file has no rewards module) every column is
+        empty float64, as AllenSDK 2.16.2 builds the table from empty lists.
+        """
         ds = self._data()
         validate(ds, ("rewards_volume", "rewards_timestamps", "rewards_auto_rewarded"),
                  purpose="rewards")
+        if ds.sizes["reward"] == 0:
+            return _empty_table(("volume", "timestamps", "auto_rewarded"))
         return pd.DataFrame({
             "volume": np.asarray(ds["rewards_volume"].values, dtype=np.float64),
             "timestamps": np.asarray(ds["rewards_timestamps"].values, dtype=np.float64),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import h5py
 import matplotlib as mpl
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -117,11 +118,15 @@ def test_passive_session_metrics_and_responses(tmp_path) -> None:
         assert response.sizes["stimulus_presentations_id"] > 0
         with BehaviorOphysSession.from_dataset(ds) as session:
             licks, rewards = session.licks, session.rewards
+            # what AllenSDK 2.16.2 (pandas 1.5.3) returns for a file without the modules:
+            # DataFrames of empty lists, float64 columns, RangeIndex
             assert list(licks.columns) == ["timestamps", "frame"]
             assert len(licks) == 0
-            assert licks.dtypes.tolist() == [np.float64, np.int64]
+            assert licks.dtypes.tolist() == [np.float64, np.float64]
+            assert isinstance(licks.index, pd.RangeIndex)
             assert list(rewards.columns) == ["volume", "timestamps", "auto_rewarded"]
-            assert rewards.dtypes.tolist() == [np.float64, np.float64, np.bool_]
+            assert rewards.dtypes.tolist() == [np.float64] * 3
+            assert isinstance(rewards.index, pd.RangeIndex)
             assert all(len(v) == 0 for v in session.trials["lick_times"])
             assert session.get_performance_metrics()["mean_dprime"] == 0.0
 
