@@ -65,6 +65,14 @@ def test_detect(tmp_path) -> None:
         f.create_group(L.METADATA).attrs["experiment_container_id"] = 1
     with h5py.File(new, "r") as f:
         assert L.detect(f, str(new)).name == "2021"
+    behavior = tmp_path / "behavior.nwb"
+    with h5py.File(behavior, "w") as f:
+        f.attrs["nwb_version"] = "2.7.0"
+        f.create_group(L.METADATA).attrs["behavior_session_id"] = 1
+        f.create_dataset(f"{L.TRIALS}/is_change", data=[True])
+    with h5py.File(behavior, "r") as f:
+        assert L.detect(f, str(behavior)).name == "2023"
+        assert L.session_kind(f, str(behavior)) == "behavior"
 
 
 def test_layouts_are_consistent() -> None:

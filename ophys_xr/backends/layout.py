@@ -312,8 +312,9 @@ REFUSED: dict[str, tuple[str, str]] = {
 def detect(f: Any, path: str = "<file>") -> Layout:
     """The generation of an open h5py file.
 
-    A ``general/metadata`` with ``ophys_container_id`` or ``targeted_imaging_depth`` is
-    2023; any other NWB file is read as 2021.
+    A ``general/metadata`` with ``ophys_container_id``, ``project_code`` or
+    ``targeted_imaging_depth``, or trials with an ``is_change`` column (not
+    ``stimulus_change``), is 2023; any other NWB file is read as 2021.
 
     Raises
     ------
@@ -335,6 +336,9 @@ def detect(f: Any, path: str = "<file>") -> Layout:
     meta = f[METADATA].attrs if METADATA in f else {}
     new = LAYOUTS["2023"]
     if any(key in meta for key in (new.container_id_key, *new.metadata_keys)):
+        return new
+    # a behavior session has no container: its trials name the generation
+    if f"{TRIALS}/{new.trial_is_change}" in f:
         return new
     return LAYOUTS["2021"]
 
