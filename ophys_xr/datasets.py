@@ -75,8 +75,12 @@ def fetch(
     The bytes go to ``<path>.part``; an interrupted download resumes from there with an HTTP
     range request on the next call (or restarts if the server does not support ranges).
     Only a complete download whose SHA-256 matches ``known_hash`` (when given) is renamed to
-    ``path``; its digest is written next to it as ``<path>.sha256``.  An existing ``path``
-    whose digest matches is returned without downloading.
+    ``path``; its digest, size and modification time are written next to it as
+    ``<path>.sha256``.  An existing ``path`` whose digest matches is returned without
+    downloading; the recorded digest is trusted only while the file's size and modification
+    time are those recorded (a file changed since is hashed again).  A file at ``path`` that
+    this function did not write (no ``.sha256`` record) is never deleted: a wrong digest then
+    raises.
 
     Parameters
     ----------
@@ -108,10 +112,18 @@ def fetch(
     expected = known_hash.split(":", 1)[-1].lower() if known_hash else None
     sidecar = target.with_name(target.name + ".sha256")
     if target.exists():
-        recorded = sidecar.read_text().strip() if sidecar.exists() else _sha256(target)
-        if expected is None or recorded == expected:
+        recorded = _recorded_digest(target, sidecar)
+        digest = recorded if recorded is not None else _sha256(target)
+        if expected is None or digest == expected:
             return target
-        target.unlink()
+        if not sidecar.exists():
+            msg = (
+                f"{str(target)!r} exists, was not downloaded by ophys_xr and its SHA-256 is "
+                f"{digest}, not {expected}; move it away (it is not deleted) and call again"
+            )
+            raise DownloadError(msg)
+        target.unlink()  # a download of ours that changed or broke since: fetch it again
+        sidecar.unlink()
     part = target.with_name(target.name + ".part")
     last_error: Exception | None = None
     for _ in range(max_attempts):
@@ -141,8 +153,28 @@ def fetch(
     # the resumable partial file has a fixed name (the next call resumes it); once whole it
     # is renamed into place as every writer of the package does, and so is its checksum
     finish(part, target, overwrite=True)
-    write_atomically(sidecar, lambda tmp: tmp.write_text(digest + "\n"), overwrite=True)
+    stat = target.stat()
+    record = f"{digest} {stat.st_size} {stat.st_mtime_ns}\n"
+    write_atomically(sidecar, lambda tmp: tmp.write_text(record), overwrite=True)
     return target
+
+
+def _recorded_digest(target: Path, sidecar: Path) -> str | None:
+    """The digest recorded for ``target`` if the record still describes the file, else None.
+
+    The record is ``"<sha256> <size> <mtime_ns>"``; a file whose size or modification time
+    differs (changed under the cache), or a record without them, is hashed again.
+    """
+    try:
+        fields = sidecar.read_text().split()
+    except FileNotFoundError:
+        return None
+    if len(fields) != 3:
+        return None
+    stat = target.stat()
+    if fields[1:] != [str(stat.st_size), str(stat.st_mtime_ns)]:
+        return None
+    return fields[0]
 
 
 def _download(url: str, part: Path, *, progress: bool, timeout: float) -> None:

@@ -27,7 +27,7 @@ def test_fetch_with_checksum_and_resume(tiny_path, tmp_path) -> None:
         path = datasets.fetch(url, tmp_path / "x.nwb", known_hash=f"sha256:{expected}",
                               progress=False)
         assert path.read_bytes() == tiny_path.read_bytes()
-        assert (tmp_path / "x.nwb.sha256").read_text().strip() == expected
+        assert (tmp_path / "x.nwb.sha256").read_text().split()[0] == expected
         assert not (tmp_path / "x.nwb.part").exists()
         sent = server.bytes_sent
         assert sent < 1.6 * tiny_path.stat().st_size  # resumed, not restarted
@@ -46,3 +46,28 @@ def test_fetch_bad_checksum(tiny_path, tmp_path) -> None:
 def test_fetch_experiment_404(tmp_path, tiny_path) -> None:
     with serve(tiny_path.parent) as server, pytest.raises(datasets.DownloadError, match="404"):
         datasets.fetch_experiment(1, directory=tmp_path, base_url=server.url, progress=False)
+
+
+def test_fetch_cache_stays_right_when_the_file_changes(tiny_path, tmp_path) -> None:
+    expected = hashlib.sha256(tiny_path.read_bytes()).hexdigest()
+    with serve(tiny_path.parent) as server:
+        url = f"{server.url}/{tiny_path.name}"
+        path = datasets.fetch(url, tmp_path / "x.nwb", known_hash=expected, progress=False)
+        sent = server.bytes_sent
+        # damaged under the cache (same size, new bytes): hashed again, downloaded again
+        data = bytearray(path.read_bytes())
+        data[100] ^= 0xFF
+        path.write_bytes(bytes(data))
+        again = datasets.fetch(url, path, known_hash=expected, progress=False)
+        assert again.read_bytes() == tiny_path.read_bytes()
+        assert server.bytes_sent > sent
+
+
+def test_fetch_never_deletes_a_file_it_did_not_write(tiny_path, tmp_path) -> None:
+    mine = tmp_path / "x.nwb"
+    mine.write_bytes(b"the user's own file")
+    with serve(tiny_path.parent) as server:
+        url = f"{server.url}/{tiny_path.name}"
+        with pytest.raises(datasets.DownloadError, match="not deleted"):
+            datasets.fetch(url, mine, known_hash="0" * 64, progress=False)
+    assert mine.read_bytes() == b"the user's own file"
