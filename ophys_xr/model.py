@@ -190,7 +190,7 @@ def build_session_dataset(variables: Mapping[str, Any], attrs: Mapping[str, Any]
         raise SchemaError(msg) from err
     ds = _complete(ds)
     for name in ("row", "column"):
-        if "pixel_spacing" in ds.attrs:
+        if "pixel_spacing" in ds.attrs and name in ds.coords:
             spacing = ds.attrs["pixel_spacing"]
             ds[name].attrs["spacing"] = float(spacing[1] if name == "row" else spacing[0])
             ds[name].attrs["unit"] = ds.attrs.get("pixel_spacing_unit", "mm")

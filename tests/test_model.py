@@ -29,3 +29,14 @@ def test_builder_rejects_unsafe_attrs(tiny_path) -> None:
         bad["dff"] = xr.Variable(("cell_specimen_id", "time"), np.zeros((4, 3859)))
         with pytest.raises(ophys_xr.SchemaError, match="dims"):
             create_session_dataset(bad, ds.attrs, derive=False)
+
+
+def test_behavior_session_with_imaging_attributes_builds() -> None:
+    """A behavior session keeps attributes such as the pixel size (no row/column to label)."""
+    from ophys_xr.testing import simulate_session
+
+    ds = simulate_session(minutes=0.5, seed=1, behavior_only=True)
+    attrs = {**ds.attrs, "pixel_spacing": [0.00078125, 0.00078125], "pixel_spacing_unit": "mm"}
+    built = create_session_dataset(dict(ds.variables), attrs)
+    assert built.attrs["session_kind"] == "behavior"
+    assert built.attrs["pixel_spacing"] == [0.00078125, 0.00078125]
