@@ -12,6 +12,8 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ophys_xr._atomic import finish, write_atomically
@@ -110,6 +112,46 @@ def fetch(
     target = Path(os.fspath(path)).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)
     expected = known_hash.split(":", 1)[-1].lower() if known_hash else None
+    part = target.with_name(target.name + ".part")
+    # one download of a file at a time, across processes: the others wait, then find it done
+    with _locked(part):
+        return _fetch_locked(url, target, part, expected, progress=progress, timeout=timeout,
+                             max_attempts=max_attempts)
+
+
+@contextmanager
+def _locked(part: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the partial file ``part`` (created if absent).
+
+    The lock is taken on the file that is at ``part`` once it is held (a waiting process
+    whose file was renamed into place or deleted meanwhile tries again), and an empty
+    partial file is removed on the way out.  Without ``fcntl`` (Windows) nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    while True:
+        with part.open("ab") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                current = os.stat(part).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                current = False
+            if not current:
+                continue
+            try:
+                yield
+            finally:
+                if part.exists() and part.stat().st_size == 0:
+                    part.unlink()
+            return
+
+
+def _fetch_locked(url: str, target: Path, part: Path, expected: str | None, *, progress: bool,
+                  timeout: float, max_attempts: int) -> Path:
+    """:func:`fetch` once the partial file is locked."""
     sidecar = target.with_name(target.name + ".sha256")
     if target.exists():
         recorded = _recorded_digest(target, sidecar)
@@ -124,7 +166,6 @@ def fetch(
             raise DownloadError(msg)
         target.unlink()  # a download of ours that changed or broke since: fetch it again
         sidecar.unlink()
-    part = target.with_name(target.name + ".part")
     last_error: Exception | None = None
     for _ in range(max_attempts):
         try:

@@ -71,3 +71,24 @@ def test_fetch_never_deletes_a_file_it_did_not_write(tiny_path, tmp_path) -> Non
         with pytest.raises(datasets.DownloadError, match="not deleted"):
             datasets.fetch(url, mine, known_hash="0" * 64, progress=False)
     assert mine.read_bytes() == b"the user's own file"
+
+
+def test_fetch_twice_at_once_downloads_once(tiny_path, tmp_path) -> None:
+    """Two fetches of one file at the same time (threads here; processes alike): one
+    downloads, the other waits for it and finds the file done."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = hashlib.sha256(tiny_path.read_bytes()).hexdigest()
+    size = tiny_path.stat().st_size
+    with serve(tiny_path.parent) as server:
+        url = f"{server.url}/{tiny_path.name}"
+
+        def one(_: int) -> object:
+            return datasets.fetch(url, tmp_path / "x.nwb", known_hash=expected, progress=False)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            paths = list(pool.map(one, range(4)))
+        assert server.bytes_sent < 1.5 * size
+    assert {str(p) for p in paths} == {str(tmp_path / "x.nwb")}
+    assert (tmp_path / "x.nwb").read_bytes() == tiny_path.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.nwb", "x.nwb.sha256"]
