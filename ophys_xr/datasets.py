@@ -82,7 +82,8 @@ def fetch(
     downloading; the recorded digest is trusted only while the file's size and modification
     time are those recorded (a file changed since is hashed again).  A file at ``path`` that
     this function did not write (no ``.sha256`` record) is never deleted: a wrong digest then
-    raises.
+    raises.  Two calls for the same file at once (threads or processes) download it once: the
+    others wait on a lock of the partial file, then find the file done.
 
     Parameters
     ----------
