@@ -126,7 +126,8 @@ def _locked(part: Path) -> Iterator[None]:
 
     The lock is taken on the file that is at ``part`` once it is held (a waiting process
     whose file was renamed into place or deleted meanwhile tries again), and an empty
-    partial file is removed on the way out.  Without ``fcntl`` (Windows) nothing is locked.
+    partial file is removed on the way out.  Without ``fcntl`` (Windows) or on a file system
+    without locks nothing is locked.
     """
     try:
         import fcntl
@@ -135,7 +136,11 @@ def _locked(part: Path) -> Iterator[None]:
         return
     while True:
         with part.open("ab") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            except OSError:  # a file system without locks (some network mounts)
+                yield
+                return
             try:
                 current = os.stat(part).st_ino == os.fstat(handle.fileno()).st_ino
             except FileNotFoundError:

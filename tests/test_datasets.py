@@ -92,3 +92,18 @@ def test_fetch_twice_at_once_downloads_once(tiny_path, tmp_path) -> None:
     assert {str(p) for p in paths} == {str(tmp_path / "x.nwb")}
     assert (tmp_path / "x.nwb").read_bytes() == tiny_path.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.nwb", "x.nwb.sha256"]
+
+
+def test_fetch_on_a_file_system_without_locks(tiny_path, tmp_path, monkeypatch) -> None:
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    expected = hashlib.sha256(tiny_path.read_bytes()).hexdigest()
+    with serve(tiny_path.parent) as server:
+        url = f"{server.url}/{tiny_path.name}"
+        path = datasets.fetch(url, tmp_path / "x.nwb", known_hash=expected, progress=False)
+    assert path.read_bytes() == tiny_path.read_bytes()
