@@ -249,16 +249,6 @@ def _node_name(ds: xr.Dataset) -> str:
     return f"behavior_session_{ds.attrs['behavior_session_id']}"
 
 
-#: Session attributes that every plane of a multiplane session shares (kept on the root).
-_SHARED_PLANE_ATTRS = (
-    "equipment_name", "sex", "age_in_days", "stimulus_frame_rate", "session_type",
-    "date_of_acquisition", "reporter_line", "cre_line", "behavior_session_uuid", "driver_line",
-    "mouse_id", "project_code", "full_genotype", "behavior_session_id", "ophys_session_id",
-    "imaging_plane_group_count", "nwb_layout", "task_parameters", "eye_tracking_rig_geometry",
-    "stimulus_templates_image_set", "eye_tracking_z_threshold", "eye_tracking_dilation_frames",
-)
-
-
 def open_multiplane_session(
     sources: Source | Iterable[Source],
     *,
@@ -359,7 +349,9 @@ def _plane_tree(planes: list[xr.Dataset], paths: list[Path]) -> xr.DataTree:
                        "one session share their behavior")
                 raise SchemaError(msg)
     root = first[[n for n in behavior if n in first.data_vars]]
-    root.attrs = {k: first.attrs[k] for k in _SHARED_PLANE_ATTRS if k in first.attrs}
+    # the root keeps the attributes every plane has with the same value
+    root.attrs = {k: v for k, v in first.attrs.items()
+                  if all(k in ds.attrs and ds.attrs[k] == v for ds in planes[1:])}
     nodes: dict[str, xr.Dataset] = {"/": root}
     for ds in planes:
         imaging = ds[[n for n in ds.data_vars if is_imaging(str(n))]]

@@ -433,16 +433,19 @@ def is_imaging(name: str) -> bool:
     return bool(IMAGING_DIMS.intersection(SPECS[name].dims))
 
 
+def _of_kind(kind: str, *, required: bool) -> list[str]:
+    return [n for n, s in SPECS.items()
+            if s.required == required and (kind == "behavior_ophys" or not is_imaging(n))]
+
+
 def required_variables(kind: str) -> list[str]:
     """The variables every session of ``kind`` (:data:`SESSION_KINDS`) has."""
-    return [n for n, s in SPECS.items()
-            if s.required and (kind == "behavior_ophys" or not is_imaging(n))]
+    return _of_kind(kind, required=True)
 
 
 def optional_variables(kind: str) -> list[str]:
     """The variables a session of ``kind`` may lack (listed in ``ophys_xr_missing``)."""
-    return [n for n, s in SPECS.items()
-            if not s.required and (kind == "behavior_ophys" or not is_imaging(n))]
+    return _of_kind(kind, required=False)
 
 
 #: Variables that belong together: present or absent as a group.

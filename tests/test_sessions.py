@@ -148,6 +148,9 @@ def test_multiplane_session_holds_the_behavior_once(mesoscope) -> None:
         assert "trials_start_time" in root
         assert "dff" not in root
         assert root.attrs["ophys_session_id"] == planes[0].attrs["ophys_session_id"]
+        # the root keeps what the planes share, not what tells them apart
+        assert "ophys_experiment_id" not in root.attrs
+        assert "imaging_plane_group" not in root.attrs
         for plane, node in zip(planes, tree.children.values(), strict=True):
             own = node.to_dataset(inherit=False)
             assert "dff" in own
