@@ -154,4 +154,32 @@ def significance_level(value: object, name: str) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
-__all__ += ["interval", "significance_level"]
+def chunk_sizes(value: object, dims: Mapping[Any, int], name: str = "chunks"
+                ) -> dict[str, int]:
+    """A ``{dimension: size}`` mapping of chunk sizes: each a positive integer or ``-1``
+    (the whole dimension), for dimensions in ``dims`` (name -> length).
+
+    ``None`` values (leave the dimension as it is) are dropped.
+    """
+    if not isinstance(value, Mapping):
+        msg = (f"{name} must be a mapping of dimension name to chunk size, e.g. "
+               f"{{'time': 10000}}; got {value!r}")
+        raise OptionError(msg)
+    unknown = [d for d in value if d not in dims]
+    if unknown:
+        msg = f"{name} names unknown dimensions {unknown}; dimensions: {list(dims)}"
+        raise OptionError(msg)
+    out: dict[str, int] = {}
+    for dim, size in value.items():
+        if size is None:
+            continue
+        if isinstance(size, bool | np.bool_) or not isinstance(size, numbers.Integral) \
+                or not (size > 0 or size == -1):
+            msg = (f"{name}[{dim!r}] must be a positive integer or -1 (the whole "
+                   f"dimension), got {size!r}")
+            raise OptionError(msg)
+        out[str(dim)] = int(size)
+    return out
+
+
+__all__ += ["chunk_sizes", "interval", "significance_level"]

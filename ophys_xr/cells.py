@@ -100,8 +100,9 @@ def roi_masks(ds: xr.Dataset, cell_specimen_ids: Iterable[Hashable] | None = Non
     ds
         A session Dataset.
     cell_specimen_ids
-        Cells to return, in this order; all cells if None.  ``-1`` stands for every ROI
-        without a cell_specimen_id (select one of them with ``ds.sel(cell_roi_id=...)``).
+        Cells to return, in this order; all cells if None; none (masks of 0 cells) if
+        empty.  ``-1`` stands for every ROI without a cell_specimen_id (select one of them
+        with ``ds.sel(cell_roi_id=...)``).
 
     Returns
     -------
@@ -131,5 +132,6 @@ def roi_masks(ds: xr.Dataset, cell_specimen_ids: Iterable[Hashable] | None = Non
     # by position: the index is not unique when several ROIs are unmatched (-1), and
     # asking for -1 gives every unmatched ROI
     values = np.asarray(ds["cell_specimen_id"].values)
-    positions = np.concatenate([np.flatnonzero(values == i) for i in ids.tolist()])
+    positions = np.concatenate([np.flatnonzero(values == i) for i in ids.tolist()]
+                               + [np.zeros(0, dtype=np.int64)])
     return masks.isel(cell_specimen_id=positions)

@@ -188,6 +188,7 @@ def build_session_dataset(variables: Mapping[str, Any], attrs: Mapping[str, Any]
     except ValueError as err:
         msg = f"session variables have inconsistent dimension sizes: {err}"
         raise SchemaError(msg) from err
+    _check_indexes(ds)
     ds = _complete(ds)
     for name in ("row", "column"):
         if "pixel_spacing" in ds.attrs and name in ds.coords:
@@ -195,6 +196,44 @@ def build_session_dataset(variables: Mapping[str, Any], attrs: Mapping[str, Any]
             ds[name].attrs["spacing"] = float(spacing[1] if name == "row" else spacing[0])
             ds[name].attrs["unit"] = ds.attrs.get("pixel_spacing_unit", "mm")
     return _finish(ds)
+
+
+#: Index dimensions whose labels must be unique (``-1``, "no cell specimen id", may repeat).
+_UNIQUE_INDEXES = ("cell_specimen_id", "cell_roi_id", "trials_id", "stimulus_presentations_id")
+
+
+def _check_indexes(ds: xr.Dataset) -> None:
+    """Refuse labels that would make selections wrong: cheap, on the in-memory coordinates.
+
+    ``time`` must be finite and strictly increasing (``sel(time=slice(...))`` relies on
+    it); the ids of cells, ROIs, trials and presentations must be unique (a duplicate
+    makes ``sel`` return two rows for one id).
+    """
+    if "time" in ds.coords:
+        time = np.asarray(ds["time"].values)
+        if time.size and not np.isfinite(time).all():
+            bad = np.flatnonzero(~np.isfinite(time))
+            msg = (f"the ophys timestamps (time) hold {bad.size} NaN or infinite values "
+                   f"(first at frame {int(bad[0])})")
+            raise SchemaError(msg)
+        steps = np.diff(time)
+        if (steps <= 0).any():
+            bad = np.flatnonzero(steps <= 0)
+            msg = (f"the ophys timestamps (time) are not strictly increasing: {bad.size} "
+                   f"frames go back or repeat (first at frame {int(bad[0]) + 1}: "
+                   f"{float(time[bad[0]])} s then {float(time[bad[0] + 1])} s)")
+            raise SchemaError(msg)
+    for name in _UNIQUE_INDEXES:
+        if name not in ds.coords:
+            continue
+        ids = np.asarray(ds[name].values)
+        ids = ids[ids != -1] if name == "cell_specimen_id" else ids
+        unique, counts = np.unique(ids, return_counts=True)
+        if (counts > 1).any():
+            dup = unique[counts > 1]
+            msg = (f"{name} holds {dup.size} duplicate ids ({dup[:5].tolist()}"
+                   f"{' ...' if dup.size > 5 else ''}); each must label one row")
+            raise SchemaError(msg)
 
 
 def _finish(ds: xr.Dataset) -> xr.Dataset:

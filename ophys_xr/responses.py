@@ -398,7 +398,9 @@ def _trial_events(ds: xr.Dataset) -> _Events:
     change = np.asarray(ds["change_time"].values, dtype=np.float64)
     rows = np.flatnonzero(np.isfinite(change))
     if rows.size == 0:
-        msg = "no trial of this session has a change_time (all aborted?); nothing to cut"
+        msg = (f"none of the {change.size} trials has a change_time (all aborted?); "
+               "nothing to cut" if change.size else
+               "the Dataset has no trials (an empty selection of trials_id?); nothing to cut")
         raise MissingDataError(msg)
     coords = {
         str(n): v[rows] for n, v in ds.variables.items() if v.dims == (TRIALS,) and n != TRIALS
@@ -458,14 +460,41 @@ def _shuffle_starts(ds: xr.Dataset, tr: _Trace, n_frames: int, params: _Params
 # ---------------------------------------------------------------------------------------
 
 
+#: Largest in-memory part of a response computation: the sampling plan (events × offsets;
+#: 24 bytes each when interpolating) and, for data in memory, the cube itself.
+MAX_RESPONSE_BYTES = 4 * 2**30
+
+
+def _check_size(tr: _Trace, ev: _Events, params: _Params, rate: float) -> None:
+    """Refuse a window × rate × events that cannot fit, before allocating anything."""
+    w0, w1 = params.window
+    n_offsets = int((w1 - w0) * rate) + 1
+    n_events = len(ev.times)
+    need = 24 * n_events * n_offsets
+    what = "the sampling plan"
+    if tr.data.chunks is None:
+        n_cells = tr.data.sizes.get(CELL, 1)
+        need += 8 * n_cells * n_events * n_offsets
+        what = "the sampling plan and the response cube (data in memory)"
+    if need > MAX_RESPONSE_BYTES:
+        msg = (
+            f"window {params.window} s at {rate:g} Hz is {n_offsets} samples for each of "
+            f"{n_events} events: {what} would need {need / 2**30:.1f} GiB (limit "
+            f"{MAX_RESPONSE_BYTES / 2**30:.0f} GiB); use a shorter window, a lower "
+            "sampling_rate or fewer events (select presentations or trials first)"
+        )
+        raise OptionError(msg)
+
+
 def _response(ds: xr.Dataset, tr: _Trace, ev: _Events, params: _Params) -> xr.Dataset:
     ts = tr.timestamps
     data_rate = _compute.mean_sampling_rate(ts)
     w0, w1 = params.window
     second: np.ndarray | None
     weight: np.ndarray | None
+    rate = data_rate if params.sampling_rate is None else params.sampling_rate
+    _check_size(tr, ev, params, rate)
     if params.interpolate:
-        rate = data_rate if params.sampling_rate is None else params.sampling_rate
         grid = _compute.eventlocked_time_array(w0, w1, rate)
         first, second, weight = _compute.interpolation_plan(ts, ev.times, grid, (w0, w1))
     else:
