@@ -9,6 +9,7 @@ from ophys_xr import (
     datasets,
 )
 from ophys_xr.behavior import performance, reward_rate
+from ophys_xr.cache import ProjectCache
 from ophys_xr.cells import filter_events, roi_masks, segmentation_mask_image
 from ophys_xr.compat import BehaviorOphysSession, BehaviorSession
 from ophys_xr.exceptions import (
@@ -60,6 +61,7 @@ __all__ = [
     "OptionError",
     "OutputExistsError",
     "OutputFolderError",
+    "ProjectCache",
     "SchemaError",
     "SessionClosedError",
     "SessionFileNotFoundError",

@@ -820,6 +820,45 @@ class BehaviorOphysSession(BehaviorSession):
             )
             raise NotAnOphysSessionError(msg)
 
+    @classmethod
+    def from_lims(cls, ophys_experiment_id: int, eye_tracking_z_threshold: float = 3.0,
+                  eye_tracking_dilation_frames: int = 2, *, cache: Any = None) -> Self:
+        """Open an experiment of the public release by its id (AllenSDK ``from_lims``).
+
+        LIMS is the Allen Institute's internal database, reachable only from inside the
+        Institute; the AllenSDK's ``from_lims`` reads from it.  This reads the released
+        experiment instead: the file that the release's manifest names for the id,
+        streamed lazily by URL (only what is used is transferred).
+
+        Parameters
+        ----------
+        ophys_experiment_id
+            A row of the release's ``ophys_experiment_table``.
+        eye_tracking_z_threshold, eye_tracking_dilation_frames
+            Blink detection of ``eye_tracking`` (honoured).
+        cache
+            An :class:`ophys_xr.ProjectCache`; default
+            ``ProjectCache.from_s3_cache(ophys_xr.cache.default_cache_dir())`` (the public
+            bucket; the manifest and metadata tables are downloaded there once).
+
+        Returns
+        -------
+        BehaviorOphysSession
+            Owns the opened file; close it with :meth:`close`.
+
+        Raises
+        ------
+        OptionError
+            The id is not an experiment of the release.
+        """
+        from ophys_xr.cache import ProjectCache, default_cache_dir
+
+        if cache is None:
+            cache = ProjectCache.from_s3_cache(default_cache_dir())
+        return cls.from_nwb_path(cache.experiment_source(ophys_experiment_id),
+                                 eye_tracking_z_threshold=eye_tracking_z_threshold,
+                                 eye_tracking_dilation_frames=eye_tracking_dilation_frames)
+
     def __repr__(self) -> str:
         if self._ds is None:
             return f"<{type(self).__name__} (closed)>"
