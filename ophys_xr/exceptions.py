@@ -19,6 +19,7 @@ __all__ = [
     "OptionError",
     "OutputExistsError",
     "OutputFolderError",
+    "RemoteReadError",
     "SchemaError",
     "SessionClosedError",
     "SessionFileNotFoundError",
@@ -79,3 +80,7 @@ class OutputFolderError(OphysXrError, FileNotFoundError):
 
 class DownloadError(OphysXrError, OSError):
     """A download failed or its checksum did not match."""
+
+
+class RemoteReadError(OphysXrError, OSError):
+    """Reading a session over the network failed (stall, server error, no range requests)."""

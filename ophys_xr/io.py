@@ -43,6 +43,7 @@ def open_session(
     eye_tracking_dilation_frames: int = DEFAULT_EYE_TRACKING_DILATION_FRAMES,
     events_filter_scale_seconds: float = DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
     events_filter_n_time_steps: int = DEFAULT_EVENTS_FILTER_N_TIME_STEPS,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Open one Visual Behavior Ophys session as a lazy, labeled ``xarray.Dataset``.
 
@@ -69,6 +70,10 @@ def open_session(
     events_filter_scale_seconds, events_filter_n_time_steps
         The causal half-normal filter of ``filtered_events`` (AllenSDK defaults: 2/31 s,
         20 frames); a store filtered otherwise is filtered again (lazily).
+    storage_options
+        For a URL: options of its fsspec file system, e.g. ``{"timeout": (10, 30)}``
+        (connect and read timeouts in seconds; defaults in :mod:`ophys_xr.remote`) or
+        ``{"anon": True}`` for ``s3://``.
 
     Returns
     -------
@@ -94,7 +99,15 @@ def open_session(
         events_filter_scale_seconds=events_filter_scale_seconds,
         events_filter_n_time_steps=events_filter_n_time_steps,
     )
-    ds = open_source(source, options, engine=engine)
+    remote: dict[str, Any] = {}
+    if storage_options is not None:
+        if not isinstance(source, str) or "://" not in source or not isinstance(
+                storage_options, Mapping):
+            msg = (f"storage_options (a dict) apply to a URL, got {source!r} and "
+                   f"{storage_options!r}; leave them out for a local path")
+            raise OptionError(msg)
+        remote["storage_options"] = dict(storage_options)
+    ds = open_source(source, options, engine=engine, **remote)
     if chunks:
         unknown = [d for d in chunks if d not in ds.dims]
         if unknown:

@@ -43,6 +43,8 @@ from ophys_xr.backends._arrays import (
 from ophys_xr.exceptions import (
     InvalidSessionFileError,
     NotAnOphysSessionError,
+    OphysXrError,
+    RemoteReadError,
     SchemaError,
     SessionFileNotFoundError,
     UnsupportedLayoutError,
@@ -80,32 +82,62 @@ _CELLS_PER_BLOCK = 32
 REMOTE_BLOCK_SIZE = 512 * 2**10
 
 
-def _remote_file(url: str, block_size: int = REMOTE_BLOCK_SIZE) -> Any:
-    import fsspec
+def _remote_file(url: str, block_size: int = REMOTE_BLOCK_SIZE,
+                 storage_options: dict[str, Any] | None = None) -> Any:
+    from ophys_xr.remote import open_remote
 
-    fs, fs_path = fsspec.core.url_to_fs(url)
-    return fs.open(fs_path, "rb", block_size=block_size, cache_type="blockcache")
+    return open_remote(url, storage_options, block_size=block_size)
 
 
-def _h5py_remote(url: str, mode: str = "r") -> Any:
+def _h5py_remote(url: str, mode: str = "r", storage_options: dict[str, Any] | None = None) -> Any:
+    """The h5py file of ``url``; a file h5py cannot read raises a named error."""
     import h5py
 
-    return h5py.File(_remote_file(url), mode)
-
-
-def _check_url(url: str) -> None:
+    fobj = _remote_file(url, storage_options=storage_options)
     try:
-        with _remote_file(url, block_size=2**10) as fobj:
+        return h5py.File(fobj, mode)
+    except OphysXrError:  # a failed or checked read of the remote file, already named
+        fobj.close()
+        raise
+    except OSError as err:
+        fobj.close()
+        msg = (
+            f"Cannot read {url!r} as HDF5: {err}. The file on the server is probably truncated "
+            "or corrupt (an incomplete upload?); check the URL, or download it with "
+            "ophys_xr.datasets.fetch(url, path) and check its hash."
+        )
+        raise InvalidSessionFileError(msg) from err
+
+
+def _check_url(url: str, storage_options: dict[str, Any] | None = None) -> None:
+    try:
+        with _remote_file(url, block_size=2**10, storage_options=storage_options) as fobj:
             head = fobj.read(8)
+    except OphysXrError:
+        raise
     except FileNotFoundError as err:
         msg = f"No such session file: {url!r} (the server answered 'not found'). Check the URL."
         raise SessionFileNotFoundError(msg) from err
     except (OSError, ValueError) as err:
         msg = f"Cannot read {url!r}: {err}. Check the URL and your network."
-        raise InvalidSessionFileError(msg) from err
+        raise RemoteReadError(msg) from err
     if head != _HDF5_MAGIC:
         msg = f"{url!r} is not an HDF5/NWB file (it does not start with the HDF5 signature)."
         raise InvalidSessionFileError(msg)
+
+
+def _hashable(storage_options: Any) -> Any:
+    """``storage_options`` as part of a file manager's key (None stays None)."""
+    from ophys_xr.remote import HashableOptions
+
+    return None if storage_options is None else HashableOptions(storage_options)
+
+
+def _hashable(storage_options: Any) -> Any:
+    """``storage_options`` as part of a file manager's key (None stays None)."""
+    from ophys_xr.remote import HashableOptions
+
+    return None if storage_options is None else HashableOptions(storage_options)
 
 
 def _check_path(path: Path) -> None:
@@ -187,13 +219,15 @@ def h5_is_str(dset: Any) -> bool:
 class _Reader:
     """Reads one file: small things eagerly, large ones as lazy variables."""
 
-    def __init__(self, path: Path | str, f: Any, layout: str, *, lock: Any) -> None:
+    def __init__(self, path: Path | str, f: Any, layout: str, *, lock: Any,
+                 storage_options: Any = None) -> None:
         self.path = path
         self.f = f
         self.layout = layout
         self.lock = lock
         if isinstance(path, str):
-            self.manager = open_manager(_h5py_remote, path)
+            self.manager = open_manager(_h5py_remote, path,
+                                        storage_options=_hashable(storage_options))
             self.token: tuple[Any, ...] = (path, f.id.get_filesize())
         else:
             self.manager = open_manager(_h5py_file, str(path))
@@ -750,19 +784,21 @@ def _templates(r: _Reader, meta: dict[str, Any]) -> dict[str, Any]:
 # public entry points
 
 
-def _open_file(path: str | os.PathLike[str]) -> tuple[Path | str, Any]:
+def _open_file(path: str | os.PathLike[str],
+               storage_options: Any = None) -> tuple[Path | str, Any]:
     """The checked source (a URL stays a string) and its open h5py file."""
     if is_url(path):
         url = str(path)
-        _check_url(url)
-        return url, _h5py_remote(url)
+        _check_url(url, storage_options)
+        return url, _h5py_remote(url, storage_options=storage_options)
     p = Path(os.fspath(path)).expanduser()
     _check_path(p)
     return p, _open_h5(p)
 
 
 def read_nwb(
-    path: str | os.PathLike[str], options: SessionOptions, *, lock: Any = None
+    path: str | os.PathLike[str], options: SessionOptions, *, lock: Any = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> xr.Dataset:
     """Read an AllenSDK NWB file into a lazy session Dataset, the opening options not applied.
 
@@ -779,17 +815,20 @@ def read_nwb(
         The opening options.
     lock
         Lock serialising HDF5 reads (default: xarray's shared ``HDF5_LOCK``).
+    storage_options
+        fsspec options of a URL (e.g. ``{"timeout": (connect_s, read_s)}``, see
+        :mod:`ophys_xr.remote`).
 
     Returns
     -------
     xarray.Dataset
         Dask-backed; closing it closes the file.
     """
-    p, f = _open_file(path)
+    p, f = _open_file(path, storage_options)
     try:
         layout = L.detect(f, str(p))
         kind = L.session_kind(f, str(p))
-        r = _Reader(p, f, layout.name, lock=lock or HDF5_LOCK)
+        r = _Reader(p, f, layout.name, lock=lock or HDF5_LOCK, storage_options=storage_options)
         meta = _metadata(f, layout, kind)
         variables: dict[str, Any] = {}
         if kind == "behavior_ophys":
@@ -857,6 +896,7 @@ def open_nwb_session(
     events_filter_scale_seconds: float = DEFAULT_EVENTS_FILTER_SCALE_SECONDS,
     events_filter_n_time_steps: int = DEFAULT_EVENTS_FILTER_N_TIME_STEPS,
     lock: Any = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> xr.Dataset:
     """Open an AllenSDK Visual Behavior Ophys NWB file as a lazy session Dataset.
 
@@ -875,6 +915,8 @@ def open_nwb_session(
         The causal half-normal filter of ``filtered_events`` (AllenSDK defaults).
     lock
         Lock serialising HDF5 reads (default: xarray's shared ``HDF5_LOCK``).
+    storage_options
+        fsspec options of a URL, e.g. ``{"timeout": (connect_s, read_s)}``.
 
     Returns
     -------
@@ -888,7 +930,7 @@ def open_nwb_session(
         events_filter_scale_seconds=events_filter_scale_seconds,
         events_filter_n_time_steps=events_filter_n_time_steps,
     )
-    return open_source(path, options, engine="nwb", lock=lock)
+    return open_source(path, options, engine="nwb", lock=lock, storage_options=storage_options)
 
 
 class OphysBackendEntrypoint(BackendEntrypoint):
