@@ -1,23 +1,45 @@
-"""What one cell's read from a Zarr store costs, layer by layer.
+"""The floor of reading ΔF/F: the first read in a fresh process against plain h5py, and what
+one cell's read from a Zarr store costs, layer by layer.
 
-The target "one cell's ΔF/F from Zarr at least 30× faster than from the NWB file" needs the
-Zarr read under 1/30 of the NWB read (which reads the whole dff matrix; for the measured
-figures and the resulting budget see benchmarks/RESULTS.md, 'bench_read_floor').  This
-script measures where a one-cell read's time goes, for the same cell chunk file: the plain
-file read, zarr-python, dask's own floor (a one-chunk getitem of an in-memory array), and
-ophys_xr's lazy Dataset (xarray + dask + zarr).  Each is timed back to back (CPU caches
-hot), after a 50 ms pause (as after any other work), and from disk (the chunk file evicted
-from the page cache).
+Default (first read, issue 15: "first read of all ΔF/F in a fresh process ≤ 1.3× plain
+h5py, warm reads as today"): fresh processes, the variants interleaved (the order rotates
+every round), medians.  Each process opens the file, then times its first read of all ΔF/F
+and three warm repeats:
 
-    python benchmarks/bench_read_floor.py [--cells 300] [--minutes 60]
+- ``h5py``: ``h5py.File(path)["…/dff/traces/data"][()]`` (all ROIs, the plain floor);
+- ``ophys_xr``: ``open_session(path)`` then ``ds.dff.values`` (valid ROIs, as users read);
+- ``ophys_xr, all ROIs``: the same with ``exclude_invalid_rois=False``;
+- ``ophys_xr via h5py reads``: the current code with the positioned reads switched off
+  (every block read by h5py), the alternative design;
+- ``ophys_xr REV``: with ``--before REV``, the package as it was at git revision REV
+  (``git archive REV ophys_xr`` into a temporary folder put first on ``sys.path``).
+
+dask's first ``compute`` in a process imports ``distributed`` (about 0.2 s, however small
+the array): each ophys_xr process pays it on a tiny array first, timed apart, so that the
+first read is the file's.  The file stays in the OS page cache (it is read by every
+process), as when a session is analysed again.
+
+    python benchmarks/bench_read_floor.py [--cells 300] [--minutes 60] [--rounds 7]
+        [--before REV] [--zarr-cell]
+
+``--zarr-cell``: instead, one cell's read from a Zarr store layer by layer (the plain file
+read, zarr-python, dask's own floor, ophys_xr's lazy Dataset), back to back (CPU caches
+hot), after a 50 ms pause, and from disk (the chunk file evicted from the page cache); the
+target "one cell's ΔF/F from Zarr at least 30× faster than from the NWB file" needs the
+Zarr read under 1/30 of the NWB read (which reads the whole dff matrix).
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from _common import isolated, record, session_file, size_args
 
 CODE = """
@@ -26,7 +48,6 @@ import numpy as np, dask.array as dsa, zarr
 import ophys_xr
 sys.path.insert(0, params["here"])
 from _common import evict
-from ophys_xr.backends._arrays import _file_map
 path, store = params["path"], params["store"]
 with ophys_xr.open_session(path, exclude_invalid_rois=False) as ds:
     ophys_xr.to_zarr(ds, store)
@@ -64,7 +85,6 @@ for _ in range(15):
 nwb_disk = []
 for _ in range(5):
     k = int(rng.integers(n_cells))
-    _file_map.cache_clear()
     evict(path)
     t0 = time.perf_counter(); nwb.dff.isel(cell_specimen_id=k).values
     nwb_disk.append(time.perf_counter() - t0)
@@ -75,8 +95,107 @@ result = dict(
 """
 
 
-def main() -> None:
-    args = size_args(__doc__)
+FIRST = """
+import os, sys, time
+sys.path[:0] = params["sys_path"]
+import numpy as np
+DFF = "processing/ophys/dff/traces/data"
+path, variant = params["path"], params["variant"]
+t0 = time.perf_counter()
+if variant == "h5py":
+    import h5py
+    f = h5py.File(path, "r")
+    dset = f[DFF]
+    read = lambda: dset[()]
+    setup = 0.0
+else:
+    import dask.array as da
+    import ophys_xr
+    if variant == "h5py reads":
+        import ophys_xr.backends.nwb as nwb
+        nwb.raw_location = lambda dset, path: None
+    ds = ophys_xr.open_session(path, exclude_invalid_rois=variant != "all ROIs")
+    s0 = time.perf_counter(); da.zeros(3).sum().compute(); setup = time.perf_counter() - s0
+    read = lambda: ds.dff.values
+opened = time.perf_counter() - t0
+t0 = time.perf_counter(); a = read(); first = time.perf_counter() - t0
+shape = list(a.shape)
+del a
+warm = []
+for _ in range(3):
+    t0 = time.perf_counter(); a = read(); warm.append(time.perf_counter() - t0); del a
+result = dict(first=first, warm=float(np.median(warm)), setup=setup, opened=opened,
+              peak=peak_mb(), shape=shape,
+              module=sys.modules["ophys_xr"].__file__ if "ophys_xr" in sys.modules else "")
+"""
+
+
+def _export(rev: str, into: str) -> str:
+    """``ophys_xr`` as at git revision ``rev``, unpacked under ``into``."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(root), "archive", rev, "ophys_xr"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
+    return into
+
+
+def first_read(args: argparse.Namespace) -> None:
+    path = session_file(args.cells, args.minutes)
+    variants: dict[str, list[str]] = {
+        "h5py": [], "ophys_xr": [], "ophys_xr, all ROIs": [], "ophys_xr via h5py reads": [],
+    }
+    tmp = tempfile.mkdtemp(prefix="ophys_xr_before_")
+    try:
+        if args.before:
+            variants[f"ophys_xr {args.before}"] = [_export(args.before, tmp)]
+        names = list(variants)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        for k in range(args.rounds):
+            for name in names[k % len(names):] + names[:k % len(names)]:
+                variant = {"ophys_xr, all ROIs": "all ROIs",
+                           "ophys_xr via h5py reads": "h5py reads"}.get(name, name)
+                r = isolated(FIRST, path=str(path), variant=variant,
+                             sys_path=variants[name])
+                if variants[name]:
+                    assert r["module"].startswith(tmp), r["module"]
+                runs[name].append(r)
+                print(f"{name}: first {r['first']:.3f} s, warm {r['warm']:.3f} s",
+                      file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(tmp)
+
+    def med(name: str, key: str) -> float:
+        return float(np.median([r[key] for r in runs[name]]))
+
+    floor = med("h5py", "first")
+    ms = "{:.0f} ms".format
+    rows = []
+    for name in names:
+        first, warm = med(name, "first"), med(name, "warm")
+        target = "≤ 1.3×" if name == "ophys_xr" else "-"
+        shape = "×".join(map(str, runs[name][0]["shape"]))
+        rows.append((f"{name} ({shape}): first read / warm (median of 3) / peak RSS",
+                     f"{ms(first * 1e3)} / {ms(warm * 1e3)} / {med(name, 'peak'):.0f} MB", "-"))
+        if name != "h5py":
+            rows.append((f"{name}: first read / h5py first read", f"{first / floor:.2f}×",
+                         target))
+    rows.append(("dask's first compute in a process (imports distributed; not in the above)",
+                 ms(med("ophys_xr", "setup") * 1e3), "-"))
+    size_mb = int(np.prod(runs["h5py"][0]["shape"])) * 8 / 1e6
+    record(
+        f"bench_read_floor: first read of all ΔF/F in a fresh process ({args.cells} cells, "
+        f"{args.minutes:g} min, {size_mb:.0f} MB)",
+        rows,
+        notes=(f"Medians of {args.rounds} fresh processes per variant, interleaved (the order "
+               "rotates every round); the file in the page cache. 'h5py': `dset[()]` of all "
+               "ROIs; 'ophys_xr': `open_session(path)` then `ds.dff.values` (valid ROIs: a "
+               "gather of columns, then dask's concatenation of the blocks); 'via h5py "
+               "reads': the same code with every block read by h5py instead of positioned "
+               "reads. Warm: the same read repeated in the process (median of 3)."),
+    )
+
+
+def zarr_cell(args: argparse.Namespace) -> None:
     path = session_file(args.cells, args.minutes)
     out = tempfile.mkdtemp(prefix="ophys_xr_bench_", dir=path.parent)
     try:
@@ -111,6 +230,19 @@ def main() -> None:
                "(xarray + dask + zarr). 'From disk': the chunk file evicted with "
                "posix_fadvise just before the read."),
     )
+
+
+
+def main() -> None:
+    def extra(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--rounds", type=int, default=7)
+        parser.add_argument("--before", default=None, help="also time the package at this git "
+                            "revision")
+        parser.add_argument("--zarr-cell", action="store_true",
+                            help="one cell's read from Zarr, layer by layer, instead")
+
+    args = size_args(__doc__, extra)
+    (zarr_cell if args.zarr_cell else first_read)(args)
 
 
 if __name__ == "__main__":

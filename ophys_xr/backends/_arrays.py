@@ -6,25 +6,35 @@ This is the only module that imports xarray's backend internals
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import os
+import platform
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from xarray.backends import BackendArray, CachingFileManager
 from xarray.backends.locks import HDF5_LOCK, SerializableLock
 from xarray.core import indexing
 
+from ophys_xr.exceptions import InvalidSessionFileError, SessionFileNotFoundError
+
 __all__ = [
     "CHUNK_BYTES",
     "HDF5_LOCK",
     "DaskSource",
+    "FileIdentity",
     "H5ArrayWrapper",
+    "RawLocation",
     "SerializableLock",
     "SubsetArray",
+    "check_identity",
+    "check_path_identity",
+    "file_identity",
     "lazy",
-    "memmap_info",
     "open_manager",
+    "raw_location",
+    "read_raw",
     "runs",
 ]
 
@@ -32,6 +42,173 @@ __all__ = [
 #: Bytes of one dask chunk of the large arrays, for every reader and writer (NWB: blocks of
 #: the first stored axis; stores: blocks of cells; writes: tasks of whole stored chunks).
 CHUNK_BYTES = 64 * 2**20
+
+#: Bytes of one positioned read when a block is not read straight into its output (a
+#: selection of columns, a step): the read lands in a small buffer that stays in the CPU
+#: cache and the selection is copied out of it, so a block costs one output allocation
+#: (benchmarks/RESULTS.md, "bench_read_floor: first read").
+_PIECE_BYTES = 2**20
+
+_HOST = platform.node()
+
+
+class FileIdentity(NamedTuple):
+    """What tells one file from another at the same path, taken when it was opened.
+
+    ``host`` qualifies ``dev``: device numbers differ between the machines of a shared file
+    system (dask workers), so ``dev`` is compared only on the host that took it.
+    """
+
+    host: str
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+
+def file_identity(fd: int) -> FileIdentity:
+    """The identity of the open file ``fd`` (``os.fstat``)."""
+    st = os.fstat(fd)
+    return FileIdentity(_HOST, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _changed(path: str, was: FileIdentity, now: FileIdentity | None) -> str:
+    """One-line message: ``path`` is not the file it was when opened."""
+    if now is None:
+        what = "it was deleted"
+    elif now.ino != was.ino or (now.host == was.host and now.dev != was.dev):
+        what = "another file was put in its place"
+    elif now.size != was.size:
+        what = f"its size went from {was.size} to {now.size} bytes"
+    else:
+        what = "it was rewritten"
+    return (f"{path!r}: the file changed since it was opened ({what}); open it again to read "
+            "its new content, or restore the original file")
+
+
+def _same(was: FileIdentity, now: FileIdentity) -> bool:
+    if (now.ino, now.size, now.mtime_ns) != (was.ino, was.size, was.mtime_ns):
+        return False
+    return now.host != was.host or now.dev == was.dev
+
+
+def check_identity(fd: int, expected: FileIdentity, path: str) -> None:
+    """Raise :class:`InvalidSessionFileError` unless the open file ``fd`` is still
+    the file ``expected`` describes (same inode, size and modification time)."""
+    now = file_identity(fd)
+    if not _same(expected, now):
+        raise InvalidSessionFileError(_changed(path, expected, now))
+
+
+def check_path_identity(path: str, expected: FileIdentity) -> None:
+    """Raise a named error unless ``path`` is still the file ``expected`` describes."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError as err:
+        raise SessionFileNotFoundError(_changed(path, expected, None)) from err
+    try:
+        check_identity(fd, expected, path)
+    finally:
+        os.close(fd)
+
+
+class RawLocation(NamedTuple):
+    """Where a contiguous, unfiltered dataset's bytes are in its local file."""
+
+    path: str
+    offset: int
+    dtype: str
+
+
+def raw_location(dset: Any, path: str) -> RawLocation | None:
+    """Where the bytes of ``dset`` are, if they can be read without HDF5, else None.
+
+    Only a contiguous, unfiltered, numeric dataset of a local file (h5py's default
+    ``sec2`` driver) qualifies.
+    """
+    if not hasattr(os, "preadv") or dset.file.driver != "sec2":
+        return None
+    if dset.chunks is not None or dset.dtype.kind not in "biuf" or dset.size == 0:
+        return None
+    if dset.id.get_create_plist().get_nfilters() or dset.external:
+        return None
+    offset = dset.id.get_offset()
+    if offset is None:
+        return None
+    return RawLocation(path, int(offset), dset.dtype.str)
+
+
+#: The former names (``tests/test_backends_nwb.py`` uses them).
+memmap_info = raw_location
+
+
+def _pread_into(fd: int, buf: np.ndarray, offset: int, path: str) -> None:
+    """Fill the byte buffer ``buf`` from ``offset`` of ``fd``; a short read raises."""
+    view = buf.data.cast("B")
+    done = 0
+    while done < len(view):
+        got = os.preadv(fd, [view[done:]], offset + done)
+        if got == 0:
+            size = os.fstat(fd).st_size
+            msg = (f"{path!r}: the file changed since it was opened (it ends at byte {size}, "
+                   f"inside a dataset at bytes {offset}-{offset + len(view)}); open it again "
+                   "to read its new content, or restore the original file")
+            raise InvalidSessionFileError(msg)
+        done += got
+
+
+def read_raw(
+    fd: int,
+    raw: RawLocation,
+    shape: Sequence[int],
+    key: Sequence[slice],
+    gather: tuple[int, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Read ``key`` (one slice per axis) of a contiguous C-order dataset of shape ``shape``
+    with positioned reads of the open file ``fd``.
+
+    ``gather = (axis, positions)`` then takes these positions of ``axis`` of the block (as
+    ``np.take``; in range).  Whole rows of the first axis are read straight into the
+    result; anything else goes through a small buffer, piece by piece, into one result
+    array.  The result is writable and owned by no one else.
+    """
+    dtype = np.dtype(raw.dtype)
+    ranges = [range(*k.indices(n)) for k, n in zip(key, shape, strict=True)]
+    out_shape = [len(r) for r in ranges]
+    if gather is not None:
+        out_shape[gather[0]] = len(gather[1])
+    if not shape:
+        buf = np.empty(dtype.itemsize, np.uint8)
+        _pread_into(fd, buf, raw.offset, raw.path)
+        return buf.view(dtype).reshape(())
+    if 0 in out_shape or any(len(r) == 0 for r in ranges):
+        return np.empty(out_shape, dtype)
+    rows = ranges[0]
+    row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+    whole_rows = all(r == range(n) for r, n in zip(ranges[1:], shape[1:], strict=True))
+    if whole_rows and rows.step == 1 and (gather is None or gather[0] == 0):
+        buf = np.empty(len(rows) * row_bytes, np.uint8)
+        _pread_into(fd, buf, raw.offset + rows.start * row_bytes, raw.path)
+        block = buf.view(dtype).reshape([len(rows), *shape[1:]])
+        return block if gather is None else np.take(block, gather[1], axis=0)
+    if gather is not None and gather[0] == 0:
+        return np.take(read_raw(fd, raw, shape, key), gather[1], axis=0)
+    out = np.empty(out_shape, dtype)
+    per_piece = max(1, _PIECE_BYTES // (row_bytes * rows.step))
+    scratch = np.empty(((per_piece - 1) * rows.step + 1) * row_bytes, np.uint8)
+    inner = (slice(None, None, rows.step), *key[1:])
+    for i in range(0, len(rows), per_piece):
+        n = min(per_piece, len(rows) - i)
+        span = (n - 1) * rows.step + 1
+        part = scratch[: span * row_bytes]
+        _pread_into(fd, part, raw.offset + rows[i] * row_bytes, raw.path)
+        piece = part.view(dtype).reshape([span, *shape[1:]])[inner]
+        if gather is None:
+            out[i : i + n] = piece
+        else:
+            # mode="clip": the positions are in range; "raise" would buffer the output
+            np.take(piece, gather[1], axis=gather[0], out=out[i : i + n], mode="clip")
+    return out
 
 
 def open_manager(opener: Any, path: str, **kwargs: Any) -> CachingFileManager:
@@ -69,10 +246,18 @@ class H5ArrayWrapper(BackendArray):
         Value for ``-1`` entries of ``take``.
     token
         Deterministic identity for dask (path, modification time, dataset, view).
+    raw
+        Where a contiguous, unfiltered dataset's bytes are in a local file
+        (:func:`raw_location`): it is then read with positioned reads of the descriptor of
+        the file the manager holds open, straight into the result (no HDF5 call, no
+        intermediate copy); nothing is memory-mapped, so the manager's ``close`` releases
+        everything and a file truncated under an open session raises.
+    identity
+        The file's identity when it was opened (:func:`file_identity`): checked after every
+        read of a local file, so that a file replaced, truncated or rewritten since raises
+        :class:`~ophys_xr.exceptions.InvalidSessionFileError` instead of giving other data.
     memmap
-        ``(path, offset, dtype)`` of a contiguous, unfiltered dataset in a local file: it is
-        then read through a memory map of the file (no HDF5 call, no lock, no intermediate
-        copy), the way pynapple and lazynwb read NWB datasets.
+        Former name of ``raw``.
     """
 
     def __init__(
@@ -88,7 +273,9 @@ class H5ArrayWrapper(BackendArray):
         fixed: Mapping[int, int] | None = None,
         fill_value: Any = np.nan,
         token: object = None,
-        memmap: tuple[str, int, str] | None = None,
+        raw: RawLocation | None = None,
+        identity: FileIdentity | None = None,
+        memmap: RawLocation | None = None,
     ) -> None:
         self.manager = manager
         self.h5path = h5path
@@ -105,7 +292,9 @@ class H5ArrayWrapper(BackendArray):
         # native byte order: h5py reports e.g. '<f4' explicitly, which netCDF4 warns about
         self.dtype = np.dtype(dtype).newbyteorder("=")
         self.token = token
-        self.memmap = memmap
+        self.raw = RawLocation(*raw) if raw is not None else (
+            RawLocation(*memmap) if memmap is not None else None)
+        self.identity = identity
         sizes = dict(enumerate(self.file_shape))
         if self.take is not None:
             sizes[self.take[0]] = len(self.take[1])
@@ -121,11 +310,10 @@ class H5ArrayWrapper(BackendArray):
         return out if out.flags.writeable else out.copy()
 
     def view(self, key: indexing.ExplicitIndexer) -> np.ndarray:
-        """Read ``key``; may be a read-only view of a memory-mapped file.
+        """Read ``key``; may be a view of a larger block read (e.g. whole rows).
 
         For dask, whose results are always a copy of the task outputs (one concatenation,
-        or a defensive copy of a single chunk), so reading a contiguous dataset costs one
-        copy, as with h5py.
+        or a defensive copy of a single chunk).
         """
         return indexing.explicit_indexing_adapter(
             key, self.shape, indexing.IndexingSupport.BASIC, self._raw
@@ -149,8 +337,8 @@ class H5ArrayWrapper(BackendArray):
             valid = sel >= 0
             step = _constant_step(sel)
             if step is not None:
-                # an evenly spaced selection (e.g. every ROI) is a strided slice: a view of
-                # memory-mapped data, no gather and no copy
+                # an evenly spaced selection (e.g. every ROI) is a strided slice: read
+                # straight into the result when it spans whole rows, no gather
                 fkey[axis] = slice(int(sel[0]), int(sel[-1]) + 1, step)
             elif valid.any():
                 lo, hi = int(sel[valid].min()), int(sel[valid].max())
@@ -159,34 +347,55 @@ class H5ArrayWrapper(BackendArray):
             else:
                 fkey[axis] = slice(0, 0)
                 post = (axis, None, valid)
-        if self.memmap is not None:
-            path, offset, dtype = self.memmap
-            block = np.asarray(_file_map(path, offset, self.file_shape, dtype)[tuple(fkey)])
-        else:
-            with self.lock:
-                dset = self.manager.acquire(needs_lock=False)[self.h5path]
-                if dset.dtype.kind == "O":
-                    dset = dset.asstr()
-                block = np.asarray(dset[tuple(fkey)])
+        gather = None if post is None or post[1] is None else (post[0], post[1])
+        block = self._read(tuple(fkey), gather)
         if post is not None:
             axis, positions, valid = post
             if positions is None:
                 shape = list(block.shape)
                 shape[axis] = len(valid)
                 block = np.full(shape, self.fill_value, dtype=self.dtype)
-            else:
-                block = np.take(block, positions, axis=axis)
-                if not valid.all():
-                    block = block.astype(self.dtype, copy=False)
-                    where: list[Any] = [slice(None)] * nd
-                    where[axis] = ~valid
-                    block[tuple(where)] = self.fill_value
+            elif not valid.all():
+                block = block.astype(self.dtype, copy=False)
+                where: list[Any] = [slice(None)] * nd
+                where[axis] = ~valid
+                block[tuple(where)] = self.fill_value
         if self.fixed:
             block = block[tuple(0 if a in self.fixed else slice(None) for a in range(nd))]
         block = np.transpose(block, _free_order(self.order, self.fixed, nd))
         if squeeze:
             block = block[tuple(0 if p in squeeze else slice(None) for p in range(block.ndim))]
         return block.astype(self.dtype, copy=False)
+
+    def _read(self, fkey: tuple[slice, ...], gather: tuple[int, np.ndarray] | None) -> np.ndarray:
+        """The stored block ``fkey``, then ``np.take`` of ``gather`` if given."""
+        if self.raw is not None:
+            with contextlib.ExitStack() as stack:
+                with self.lock:  # opening the file is an HDF5 call
+                    f = stack.enter_context(self.manager.acquire_context(needs_lock=False))
+                    fd = f.id.get_vfd_handle()
+                # positioned reads: no HDF5 call, no lock; the context keeps the file open
+                block = read_raw(fd, self.raw, self.file_shape, fkey, gather)
+                if self.identity is not None:
+                    check_identity(fd, self.identity, self.raw.path)
+            return block
+        with self.lock:
+            f = self.manager.acquire(needs_lock=False)
+            dset = f[self.h5path]
+            if dset.dtype.kind == "O":
+                dset = dset.asstr()
+            try:
+                block = np.asarray(dset[fkey])
+            except OSError as err:
+                if self.identity is None:  # a remote file: the remote reader names it
+                    raise
+                check_identity(f.id.get_vfd_handle(), self.identity, f.filename)
+                msg = (f"{f.filename!r}: cannot read {self.h5path} ({err}); the file is "
+                       "damaged, download or copy it again")
+                raise InvalidSessionFileError(msg) from err
+            if self.identity is not None:
+                check_identity(f.id.get_vfd_handle(), self.identity, f.filename)
+        return block if gather is None else np.take(block, gather[1], axis=gather[0])
 
 
 def _constant_step(sel: np.ndarray) -> int | None:
@@ -200,24 +409,6 @@ def _constant_step(sel: np.ndarray) -> int | None:
     if step <= 0 or not bool(np.all(steps == step)):
         return None
     return step
-
-
-@functools.lru_cache(maxsize=256)
-def _file_map(path: str, offset: int, shape: tuple[int, ...], dtype: str) -> np.memmap:
-    """A read-only memory map of a contiguous dataset (cached per process)."""
-    return np.memmap(path, dtype=np.dtype(dtype), mode="r", offset=offset, shape=shape)
-
-
-def memmap_info(dset: Any, path: str) -> tuple[str, int, str] | None:
-    """``(path, offset, dtype)`` if ``dset`` can be read through a memory map, else None."""
-    if dset.chunks is not None or dset.dtype.kind not in "biuf" or dset.size == 0:
-        return None
-    if dset.id.get_create_plist().get_nfilters() or dset.external:
-        return None
-    offset = dset.id.get_offset()
-    if offset is None:
-        return None
-    return (path, int(offset), dset.dtype.str)
 
 
 def _free_order(order: Sequence[int], fixed: Mapping[int, int], nd: int) -> list[int]:
@@ -234,7 +425,7 @@ def lazy(array: BackendArray) -> indexing.LazilyIndexedArray:
 class DaskSource:
     """Numpy-style indexing over an :class:`H5ArrayWrapper`, for ``dask.array.from_array``.
 
-    Returns views of memory-mapped data where possible: dask copies every result once.
+    Returns views of the blocks read where possible: dask copies every result once.
     """
 
     def __init__(self, array: H5ArrayWrapper) -> None:

@@ -36,9 +36,13 @@ from ophys_xr.backends._arrays import (
     CHUNK_BYTES,
     HDF5_LOCK,
     DaskSource,
+    FileIdentity,
     H5ArrayWrapper,
-    memmap_info,
+    check_identity,
+    check_path_identity,
+    file_identity,
     open_manager,
+    raw_location,
 )
 from ophys_xr.exceptions import (
     InvalidSessionFileError,
@@ -225,20 +229,25 @@ class _Reader:
         self.f = f
         self.layout = layout
         self.lock = lock
+        self.identity: FileIdentity | None = None  # of a local file
         if isinstance(path, str):
             self.manager = open_manager(_h5py_remote, path,
                                         storage_options=_hashable(storage_options))
             self.token: tuple[Any, ...] = (path, f.id.get_filesize())
         else:
-            self.manager = open_manager(_h5py_file, str(path))
-            stat = path.stat()
-            self.token = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+            # the identity of the file opened (not of whatever the path names now): every
+            # later reopening and read checks it, so a replaced file raises, never mixes
+            self.identity = file_identity(f.id.get_vfd_handle())
+            self.manager = open_manager(_h5py_file, str(path), identity=self.identity)
+            self.token = (str(path.resolve()), self.identity.ino, self.identity.mtime_ns,
+                          self.identity.size)
 
     def wrapper(self, h5path: str, dtype: Any, **kwargs: Any) -> H5ArrayWrapper:
         dset = self.f[h5path]
-        mapped = memmap_info(dset, str(self.path)) if isinstance(self.path, Path) else None
+        raw = raw_location(dset, str(self.path)) if isinstance(self.path, Path) else None
         return H5ArrayWrapper(self.manager, h5path, dset.shape, np.dtype(dtype),
-                              lock=self.lock, token=self.token, memmap=mapped, **kwargs)
+                              lock=self.lock, token=self.token, raw=raw,
+                              identity=self.identity, **kwargs)
 
     def variable(
         self, name: str, array: H5ArrayWrapper, chunks: dict[str, int] | None = None
@@ -290,10 +299,26 @@ class _Reader:
         return tuple(max(1, c) for c in per_axis)
 
 
-def _h5py_file(path: str, mode: str = "r", **kwargs: Any) -> Any:
+def _h5py_file(path: str, mode: str = "r", identity: FileIdentity | None = None,
+               **kwargs: Any) -> Any:
+    """Open a local file with h5py; with ``identity``, only if it is still that file."""
     import h5py
 
-    return h5py.File(path, mode, **kwargs)
+    try:
+        f = h5py.File(path, mode, **kwargs)
+    except OSError as err:
+        if identity is None:
+            raise
+        check_path_identity(path, identity)
+        msg = f"Cannot read {path!r} as HDF5 again: {err}. The file is damaged; restore it"
+        raise InvalidSessionFileError(msg) from err
+    if identity is not None:
+        try:
+            check_identity(f.id.get_vfd_handle(), identity, path)
+        except InvalidSessionFileError:
+            f.close()
+            raise
+    return f
 
 
 # --------------------------------------------------------------------------------------
