@@ -16,6 +16,7 @@ from ophys_xr.exceptions import (
     DownloadError,
     InvalidSessionFileError,
     MissingDataError,
+    MissingDependencyError,
     NotAnOphysSessionError,
     NotNwbFileError,
     OphysXrError,
@@ -31,6 +32,7 @@ from ophys_xr.exceptions import (
 from ophys_xr.eye import blink_filter
 from ophys_xr.io import open_session, to_netcdf, to_zarr
 from ophys_xr.model import create_session_dataset
+from ophys_xr.pynapple import to_pynapple
 from ophys_xr.responses import (
     fraction_significant_responses,
     image_selectivity,
@@ -56,6 +58,7 @@ __all__ = [
     "DownloadError",
     "InvalidSessionFileError",
     "MissingDataError",
+    "MissingDependencyError",
     "NotAnOphysSessionError",
     "NotNwbFileError",
     "OphysXrError",
@@ -90,6 +93,7 @@ __all__ = [
     "segmentation_mask_image",
     "stimulus_response",
     "to_netcdf",
+    "to_pynapple",
     "to_zarr",
     "trial_response",
 ]

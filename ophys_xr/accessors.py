@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import xarray as xr
 
-from ophys_xr import behavior, cells, eye, io, plotting, responses
+from ophys_xr import behavior, cells, eye, io, plotting, pynapple, responses
 
 if TYPE_CHECKING:  # matplotlib is optional and imported by the plots, not here
     from matplotlib.axes import Axes
@@ -199,3 +199,7 @@ class OphysDatasetAccessor:
         """Save as netCDF-4, atomically; see :func:`ophys_xr.to_netcdf`."""
         return io.to_netcdf(self._ds, path, overwrite=overwrite, chunks=chunks,
                             progress=progress)
+
+    def to_pynapple(self, *, traces: str | Iterable[str] | None = None) -> dict[str, Any]:
+        """The session as pynapple objects; see :func:`ophys_xr.to_pynapple`."""
+        return pynapple.to_pynapple(self._ds, traces=traces)

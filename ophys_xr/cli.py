@@ -91,7 +91,8 @@ def summary(ds: object) -> str:
 
 @app.command()
 def info(
-    path: Annotated[Path, typer.Argument(help="NWB file, Zarr store or netCDF file.")],
+    path: Annotated[str, typer.Argument(
+        help="NWB file (a path, or an https:// or s3:// URL), Zarr store or netCDF file.")],
     include_invalid_rois: Annotated[
         bool, typer.Option(help="Count ROIs that valid_roi marks invalid too.")
     ] = False,

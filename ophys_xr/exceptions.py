@@ -13,6 +13,7 @@ __all__ = [
     "DownloadError",
     "InvalidSessionFileError",
     "MissingDataError",
+    "MissingDependencyError",
     "NotAnOphysSessionError",
     "NotNwbFileError",
     "OphysXrError",
@@ -60,6 +61,11 @@ class MissingDataError(OphysXrError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+class MissingDependencyError(OphysXrError, ImportError):
+    """An optional dependency that a function needs is not installed (the message says what
+    to install)."""
 
 
 class OptionError(OphysXrError, ValueError):

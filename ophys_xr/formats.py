@@ -41,10 +41,10 @@ def _read_nwb(source: Source, options: SessionOptions, **kwargs: Any) -> xr.Data
     return read_nwb(source, options, **kwargs)
 
 
-def _nwb_metadata(path: Source) -> dict[str, Any]:
+def _nwb_metadata(path: Source, **kwargs: Any) -> dict[str, Any]:
     from ophys_xr.backends.nwb import read_nwb_metadata
 
-    return read_nwb_metadata(path)
+    return read_nwb_metadata(path, **kwargs)
 
 
 def _store_format(engine: str) -> tuple[Callable[..., xr.Dataset],
@@ -93,7 +93,7 @@ class Format:
     name: str
     suffixes: tuple[str, ...]
     read: Callable[..., xr.Dataset]
-    read_metadata: Callable[[Source], dict[str, Any]]
+    read_metadata: Callable[..., dict[str, Any]]
     claims: Callable[[Path], bool] | None = None
     remote: bool = False
 
@@ -150,14 +150,7 @@ def open_source(source: Source, options: SessionOptions, *, engine: str | None =
     xarray.Dataset
         The session Dataset; closing it closes the source.
     """
-    fmt = format_of(source, engine)
-    if is_url(source):
-        if not fmt.remote:
-            msg = f"the {fmt.name} format reads local paths only, got the URL {source!r}"
-            raise OptionError(msg)
-        target: Source = str(source)
-    else:
-        target = Path(os.fspath(source)).expanduser()
+    fmt, target = _resolve(source, engine)
     raw = fmt.read(target, options, **kwargs)
     try:
         ds = apply_session_options(raw, options)
@@ -170,7 +163,34 @@ def open_source(source: Source, options: SessionOptions, *, engine: str | None =
     return ds
 
 
-def read_metadata(source: Source, engine: str | None = None) -> dict[str, Any]:
-    """The session attributes and sizes of ``source``, reading no trace."""
-    path = Path(os.fspath(source)).expanduser()
-    return format_of(path, engine).read_metadata(path)
+def read_metadata(source: Source, engine: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """The session attributes and sizes of ``source``, reading no trace.
+
+    Parameters
+    ----------
+    source
+        Path, or URL (``https://``, ``s3://``) for the formats that read them.
+    engine
+        A key of :data:`FORMATS`; guessed from the path when None.
+    **kwargs
+        Passed to the format's metadata reader (e.g. ``storage_options`` for a URL).
+
+    Raises
+    ------
+    OptionError
+        A URL for a format that reads local paths only.
+    """
+    fmt, target = _resolve(source, engine)
+    return fmt.read_metadata(target, **kwargs)
+
+
+def _resolve(source: Source, engine: str | None) -> tuple[Format, Source]:
+    """The format of ``source`` and what its reader takes: a URL as a string (for the
+    formats that read URLs), else the path, expanded."""
+    fmt = format_of(source, engine)
+    if is_url(source):
+        if not fmt.remote:
+            msg = f"the {fmt.name} format reads local paths only, got the URL {source!r}"
+            raise OptionError(msg)
+        return fmt, str(source)
+    return fmt, Path(os.fspath(source)).expanduser()

@@ -46,7 +46,7 @@ METHODS: list[str] = sorted(
 #: method must not compute at all.
 MUST_COMPUTE: frozenset[str] = frozenset({
     "performance", "reward_rate", "plot_dff_heatmap", "plot_performance", "plot_roi_masks",
-    "plot_stimulus_response", "to_netcdf", "to_zarr",
+    "plot_stimulus_response", "to_netcdf", "to_pynapple", "to_zarr",
 })
 
 
@@ -155,6 +155,7 @@ CALLS: dict[str, Callable[[Inputs, Path], Call]] = {
     "to_netcdf": lambda d, where: Call(
         d.session, (where / "session.nc",),
         {"overwrite": True, "chunks": {"time": 600}, "progress": False}),
+    "to_pynapple": lambda d, _: Call(d.session, kwargs={"traces": ["events", "dff"]}),
 }
 
 
@@ -204,6 +205,17 @@ def _reopened(path: Path) -> xr.Dataset:
     return xr.open_dataset(path, engine="h5netcdf", chunks={})
 
 
+def _pynapple_data(obj: Any) -> dict[str, Any]:
+    """What a pynapple object holds: its times, values, intervals, columns and metadata."""
+    parts: dict[str, Any] = {"type": type(obj).__name__}
+    for name in ("t", "d", "start", "end", "columns"):
+        if name in dir(obj):
+            parts[name] = np.asarray(getattr(obj, name))
+    if "metadata" in dir(obj):
+        parts["metadata"] = obj.metadata.to_dict("list")
+    return parts
+
+
 def _assert_same(by_method: Any, by_function: Any) -> None:
     assert type(by_method) is type(by_function)
     if isinstance(by_method, xr.DataArray | xr.Dataset):
@@ -216,6 +228,10 @@ def _assert_same(by_method: Any, by_function: Any) -> None:
             xr.testing.assert_identical(a, b)
             assert {k: v.chunks for k, v in a.variables.items()} == {
                 k: v.chunks for k, v in b.variables.items()}
+    elif isinstance(by_method, dict):  # to_pynapple: pynapple objects by name
+        assert list(by_method) == list(by_function)
+        np.testing.assert_equal({k: _pynapple_data(v) for k, v in by_method.items()},
+                                {k: _pynapple_data(v) for k, v in by_function.items()})
     else:  # pragma: no cover - a new kind of result needs a comparison here
         pytest.fail(f"no comparison for results of type {type(by_method).__name__}")
 

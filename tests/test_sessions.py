@@ -83,7 +83,7 @@ def test_open_sessions(folder) -> None:
 
 def test_open_sessions_duplicate(folder) -> None:
     path = folder / "behavior_ophys_experiment_882001003.nwb"
-    with pytest.raises(ophys_xr.OptionError, match="in two files"):
+    with pytest.raises(ophys_xr.OptionError, match="pass each session once"):
         open_sessions([path, path])
 
 

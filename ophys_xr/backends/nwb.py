@@ -883,15 +883,18 @@ def read_nwb(
     return ds
 
 
-def read_nwb_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_nwb_metadata(path: str | os.PathLike[str], *,
+                      storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The session attributes of an NWB file and its sizes, without reading any trace.
+
+    ``storage_options`` are those of :func:`read_nwb`, for a URL.
 
     Returns
     -------
     dict
         The session attributes plus ``n_cells``, ``n_valid_cells`` and ``duration_s``.
     """
-    p, f = _open_file(path)
+    p, f = _open_file(path, storage_options)
     try:
         layout = L.detect(f, str(p))
         kind = L.session_kind(f, str(p))
