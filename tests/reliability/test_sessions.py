@@ -6,8 +6,8 @@
   ``storage_options`` reach the reader (e.g. ``{"anon": True}`` for a public S3 bucket).
 - ``map_sessions`` over URLs opens each session in its task and streams only what the
   function reads; over integer experiment ids it opens them through
-  ``cache.open_experiment`` in the task (threads and ``dask.distributed``); an id without
-  ``cache=`` is refused by name.
+  ``cache.open_experiment`` in the task (``ophys_xr.ProjectCache`` or any object with that
+  method; threads and ``dask.distributed``); an id without ``cache=`` is refused by name.
 - Two sources of one experiment (an NWB file and its store, or two copies) are never
   reduced silently to one: ``open_sessions`` and ``map_sessions`` raise ``OptionError``
   listing both; ``catalog`` lists files, so it keeps both rows, told apart by ``path``.
@@ -169,6 +169,30 @@ def test_storage_options_reach_the_reader(folder, server, monkeypatch) -> None:
     assert seen == [options] * 4
 
 
+def test_s3_urls_stay_urls_and_get_their_storage_options(monkeypatch) -> None:
+    from ophys_xr import io, sessions
+
+    url = "s3://allen-brain-observatory/visual-behavior-ophys/behavior_ophys_experiment_1.nwb"
+    anonymous = {"anon": True}
+    seen: list[tuple[Any, Any]] = []
+
+    def metadata(source: Any, **kwargs: Any) -> dict[str, Any]:
+        seen.append((source, kwargs.get("storage_options")))
+        return {"ophys_experiment_id": 1}
+
+    def opener(source: Any, **kwargs: Any) -> xr.Dataset:
+        seen.append((source, kwargs.get("storage_options")))
+        return xr.Dataset(attrs={"ophys_experiment_id": 1, "session_type": "OPHYS_1"})
+
+    monkeypatch.setattr(sessions, "read_metadata", metadata)
+    monkeypatch.setattr(io, "open_session", opener)
+    assert catalog(url, storage_options=anonymous).path.tolist() == [url]
+    with open_sessions([url], storage_options=anonymous) as tree:
+        assert list(tree.children) == ["1"]
+    assert map_sessions(session_type, url, storage_options=anonymous).results == {1: "OPHYS_1"}
+    assert seen == [(url, anonymous)] * 3
+
+
 # ---- experiment ids through a cache ------------------------------------------------------
 
 
@@ -201,6 +225,23 @@ def test_an_id_without_a_cache_is_refused(folder) -> None:
         map_sessions(session_type, [IDS[0]], cache=object())
     with pytest.raises(OptionError, match="experiment id"):
         open_sessions([IDS[0]])
+
+
+def test_map_sessions_by_id_through_the_project_cache(tmp_path) -> None:
+    from _bucket import serve_bucket, shared_release
+
+    from ophys_xr.cache import ProjectCache
+
+    release = shared_release()
+    with serve_bucket(release.root) as bucket:
+        cache = ProjectCache.from_s3_cache(tmp_path / "cache", base_url=bucket.url)
+        ids = [int(i) for i in cache.get_ophys_experiment_table().index[:3]]
+        result = map_sessions(mean_dff, ids, cache=cache)
+        assert result.errors.empty, result.errors.error.tolist()
+        assert sorted(result.results) == sorted(ids)
+        for experiment in ids:
+            with cache.open_experiment(experiment) as ds:
+                xr.testing.assert_identical(result.results[experiment], mean_dff(ds).compute())
 
 
 @pytest.mark.slow
