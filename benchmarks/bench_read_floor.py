@@ -11,6 +11,8 @@ and three warm repeats:
 - ``ophys_xr, all ROIs``: the same with ``exclude_invalid_rois=False``;
 - ``ophys_xr via h5py reads``: the current code with the positioned reads switched off
   (every block read by h5py), the alternative design;
+- ``ophys_xr reader alone``: the lazy array under ``ds.dff`` read whole without dask (one
+  block, one output array: what the reader costs before dask's concatenation);
 - ``ophys_xr REV``: with ``--before REV``, the package as it was at git revision REV
   (``git archive REV ophys_xr`` into a temporary folder put first on ``sys.path``).
 
@@ -117,14 +119,24 @@ else:
     ds = ophys_xr.open_session(path, exclude_invalid_rois=variant != "all ROIs")
     s0 = time.perf_counter(); da.zeros(3).sum().compute(); setup = time.perf_counter() - s0
     read = lambda: ds.dff.values
+    if variant == "reader alone":
+        from xarray.core.indexing import BasicIndexer
+        from ophys_xr.backends._arrays import DaskSource
+        (source,) = [v for v in dict(ds.dff.data.dask).values() if isinstance(v, DaskSource)]
+        read = lambda: source.array[BasicIndexer((slice(None), slice(None)))]
 opened = time.perf_counter() - t0
-t0 = time.perf_counter(); a = read(); first = time.perf_counter() - t0
-shape = list(a.shape)
-del a
-warm = []
-for _ in range(3):
-    t0 = time.perf_counter(); a = read(); warm.append(time.perf_counter() - t0); del a
-result = dict(first=first, warm=float(np.median(warm)), setup=setup, opened=opened,
+
+def timed():
+    # wall time, CPU time (user + system, every thread of the process), shape of a read
+    c0, t0 = os.times(), time.perf_counter()
+    shape = list(read().shape)  # the array is freed before the next read
+    t1, c1 = time.perf_counter(), os.times()
+    return t1 - t0, (c1.user - c0.user) + (c1.system - c0.system), shape
+
+first, first_cpu, shape = timed()
+warm = [timed() for _ in range(3)]
+result = dict(first=first, first_cpu=first_cpu, warm=float(np.median([w for w, _, _ in warm])),
+              warm_cpu=float(np.median([c for _, c, _ in warm])), setup=setup, opened=opened,
               peak=peak_mb(), shape=shape,
               module=sys.modules["ophys_xr"].__file__ if "ophys_xr" in sys.modules else "")
 """
@@ -143,6 +155,7 @@ def first_read(args: argparse.Namespace) -> None:
     path = session_file(args.cells, args.minutes)
     variants: dict[str, list[str]] = {
         "h5py": [], "ophys_xr": [], "ophys_xr, all ROIs": [], "ophys_xr via h5py reads": [],
+        "ophys_xr reader alone": [],
     }
     tmp = tempfile.mkdtemp(prefix="ophys_xr_before_")
     try:
@@ -152,32 +165,38 @@ def first_read(args: argparse.Namespace) -> None:
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
         for k in range(args.rounds):
             for name in names[k % len(names):] + names[:k % len(names)]:
-                variant = {"ophys_xr, all ROIs": "all ROIs",
-                           "ophys_xr via h5py reads": "h5py reads"}.get(name, name)
+                variant = {"ophys_xr, all ROIs": "all ROIs", "ophys_xr via h5py reads":
+                           "h5py reads", "ophys_xr reader alone": "reader alone"}.get(name, name)
                 r = isolated(FIRST, path=str(path), variant=variant,
                              sys_path=variants[name])
                 if variants[name]:
                     assert r["module"].startswith(tmp), r["module"]
                 runs[name].append(r)
-                print(f"{name}: first {r['first']:.3f} s, warm {r['warm']:.3f} s",
-                      file=sys.stderr, flush=True)
+                print(f"{name}: first {r['first']:.3f} s (CPU {r['first_cpu']:.3f} s), warm "
+                      f"{r['warm']:.3f} s (CPU {r['warm_cpu']:.3f} s)", file=sys.stderr,
+                      flush=True)
     finally:
         shutil.rmtree(tmp)
 
     def med(name: str, key: str) -> float:
         return float(np.median([r[key] for r in runs[name]]))
 
-    floor = med("h5py", "first")
     ms = "{:.0f} ms".format
     rows = []
     for name in names:
-        first, warm = med(name, "first"), med(name, "warm")
-        target = "≤ 1.3×" if name == "ophys_xr" else "-"
         shape = "×".join(map(str, runs[name][0]["shape"]))
-        rows.append((f"{name} ({shape}): first read / warm (median of 3) / peak RSS",
-                     f"{ms(first * 1e3)} / {ms(warm * 1e3)} / {med(name, 'peak'):.0f} MB", "-"))
-        if name != "h5py":
-            rows.append((f"{name}: first read / h5py first read", f"{first / floor:.2f}×",
+        rows.append((f"{name} ({shape}): first read, wall / CPU",
+                     f"{ms(med(name, 'first') * 1e3)} / {ms(med(name, 'first_cpu') * 1e3)}",
+                     "-"))
+        rows.append((f"{name}: warm read, wall / CPU",
+                     f"{ms(med(name, 'warm') * 1e3)} / {ms(med(name, 'warm_cpu') * 1e3)}", "-"))
+        rows.append((f"{name}: peak RSS of the process", f"{med(name, 'peak'):.0f} MB", "-"))
+    for name in names[1:]:
+        for key, what in (("first", "first read"), ("warm", "warm read")):
+            target = "≤ 1.3×" if (name, key) == ("ophys_xr", "first") else "-"
+            wall = med(name, key) / med("h5py", key)
+            cpu = med(name, key + "_cpu") / med("h5py", key + "_cpu")
+            rows.append((f"{name} / h5py, {what}, wall / CPU", f"{wall:.2f}× / {cpu:.2f}×",
                          target))
     rows.append(("dask's first compute in a process (imports distributed; not in the above)",
                  ms(med("ophys_xr", "setup") * 1e3), "-"))
@@ -191,7 +210,10 @@ def first_read(args: argparse.Namespace) -> None:
                "ROIs; 'ophys_xr': `open_session(path)` then `ds.dff.values` (valid ROIs: a "
                "gather of columns, then dask's concatenation of the blocks); 'via h5py "
                "reads': the same code with every block read by h5py instead of positioned "
-               "reads. Warm: the same read repeated in the process (median of 3)."),
+               "reads; 'reader alone': the `H5ArrayWrapper` under `ds.dff` indexed whole, "
+               "no dask. Warm: the same read repeated in the process (median of 3). CPU: "
+               "user + system time of the process over the read (all threads), less "
+               "sensitive than wall time to the other work of a shared machine."),
     )
 
 

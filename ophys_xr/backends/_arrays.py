@@ -1,5 +1,11 @@
 """Picklable, lazily indexed views of HDF5 datasets.
 
+Contiguous, unfiltered datasets of a local file are read with positioned reads
+(``os.preadv``) of the descriptor that the session's file manager holds, the others by
+h5py; nothing is memory-mapped, so closing the manager releases the file, and a file
+replaced, truncated or rewritten under an open session raises a named error (its identity
+is checked after every read) instead of giving other data or killing the process.
+
 This is the only module that imports xarray's backend internals
 (``xarray.core.indexing``, ``xarray.backends.locks``), so upstream changes touch one file.
 """
@@ -194,6 +200,7 @@ def read_raw(
     if gather is not None and gather[0] == 0:
         return np.take(read_raw(fd, raw, shape, key), gather[1], axis=0)
     out = np.empty(out_shape, dtype)
+    copies = None if gather is None else _block_copies(gather[1])
     per_piece = max(1, _PIECE_BYTES // (row_bytes * rows.step))
     scratch = np.empty(((per_piece - 1) * rows.step + 1) * row_bytes, np.uint8)
     inner = (slice(None, None, rows.step), *key[1:])
@@ -205,10 +212,31 @@ def read_raw(
         piece = part.view(dtype).reshape([span, *shape[1:]])[inner]
         if gather is None:
             out[i : i + n] = piece
+        elif copies is not None:
+            lead = (slice(None),) * (gather[0] - 1)
+            for dst, src in copies:
+                out[(slice(i, i + n), *lead, dst)] = piece[(slice(None), *lead, src)]
         else:
             # mode="clip": the positions are in range; "raise" would buffer the output
             np.take(piece, gather[1], axis=gather[0], out=out[i : i + n], mode="clip")
     return out
+
+
+def _block_copies(positions: np.ndarray) -> list[tuple[slice, slice]] | None:
+    """``(destination, source)`` slices that gather increasing ``positions`` as a few block
+    copies (about twice as fast as ``np.take`` for e.g. every valid ROI), or None."""
+    if positions.size == 0 or bool(np.any(np.diff(positions) <= 0)):
+        return None
+    parts = runs(positions)
+    if len(parts) > max(4, positions.size // 8):
+        return None
+    pairs = []
+    at = 0
+    for part in parts:
+        n = len(range(part.start, part.stop, part.step or 1))
+        pairs.append((slice(at, at + n), part))
+        at += n
+    return pairs
 
 
 def open_manager(opener: Any, path: str, **kwargs: Any) -> CachingFileManager:

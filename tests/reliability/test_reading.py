@@ -97,11 +97,13 @@ def test_positioned_reads_give_h5pys_values_for_any_selection(two_files, monkeyp
                 axis = int(rng.integers(0, stored.ndim))
                 size = len(range(*key[axis].indices(stored.shape[axis])))
                 if size:
-                    positions = rng.integers(0, size, int(rng.integers(1, 6)))
-                    got = _arrays.read_raw(fd, raw, stored.shape, key, (axis, positions))
-                    want = np.take(stored[tuple(key)], positions, axis=axis)
-                    np.testing.assert_array_equal(got, want)
-                    assert got.flags.writeable
+                    scattered = rng.integers(0, size, int(rng.integers(1, 6)))
+                    increasing = np.flatnonzero(rng.random(size) < 0.8)  # runs, as valid ROIs
+                    for positions in (scattered, increasing):
+                        got = _arrays.read_raw(fd, raw, stored.shape, key, (axis, positions))
+                        want = np.take(stored[tuple(key)], positions, axis=axis)
+                        np.testing.assert_array_equal(got, want)
+                        assert got.flags.writeable
 
 
 def test_a_replaced_file_opened_again_gives_the_new_data(two_files, tmp_path) -> None:
