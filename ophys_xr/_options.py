@@ -174,7 +174,7 @@ def chunk_sizes(value: object, dims: Mapping[Any, int], name: str = "chunks"
         if size is None:
             continue
         if isinstance(size, bool | np.bool_) or not isinstance(size, numbers.Integral) \
-                or not (size > 0 or size == -1):
+                or not (int(size) > 0 or int(size) == -1):
             msg = (f"{name}[{dim!r}] must be a positive integer or -1 (the whole "
                    f"dimension), got {size!r}")
             raise OptionError(msg)

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import xarray as xr
 
-from ophys_xr import behavior, cells, eye, io, plotting, pynapple, responses
+# the functions' modules are looked up on each call (``ophys_xr`` loads them on first use):
+# this module is imported the moment xarray is, and must import nothing else
+import ophys_xr
 
 if TYPE_CHECKING:  # matplotlib is optional and imported by the plots, not here
     from matplotlib.axes import Axes
@@ -34,24 +36,24 @@ class OphysDatasetAccessor:
 
     def roi_masks(self, cell_specimen_ids: Iterable[Hashable] | None = None) -> xr.DataArray:
         """Boolean ROI masks; see :func:`ophys_xr.roi_masks`."""
-        return cells.roi_masks(self._ds, cell_specimen_ids)
+        return ophys_xr.cells.roi_masks(self._ds, cell_specimen_ids)
 
     def blink_filter(
         self, *, z_threshold: float = 3.0, dilation_frames: int = 2, merge: bool = False
     ) -> xr.Dataset:
         """Blink-filtered eye tracking; see :func:`ophys_xr.blink_filter`."""
-        return eye.blink_filter(self._ds, z_threshold=z_threshold,
+        return ophys_xr.eye.blink_filter(self._ds, z_threshold=z_threshold,
                                 dilation_frames=dilation_frames, merge=merge)
 
     def performance(self, *, engaged_trial_reward_rate_threshold: float = 2.0) -> xr.Dataset:
         """Behavior performance metrics; see :func:`ophys_xr.performance`."""
-        return behavior.performance(
+        return ophys_xr.behavior.performance(
             self._ds, engaged_trial_reward_rate_threshold=engaged_trial_reward_rate_threshold
         )
 
     def reward_rate(self) -> xr.DataArray:
         """Reward rate per trial; see :func:`ophys_xr.reward_rate`."""
-        return behavior.reward_rate(self._ds)
+        return ophys_xr.behavior.reward_rate(self._ds)
 
     def stimulus_response(
         self,
@@ -68,7 +70,7 @@ class OphysDatasetAccessor:
         seed: int | None = 0,
     ) -> xr.Dataset:
         """Event-locked responses; see :func:`ophys_xr.stimulus_response`."""
-        return responses.stimulus_response(
+        return ophys_xr.responses.stimulus_response(
             self._ds, data, event, window=window, response_window=response_window,
             baseline_window=baseline_window, interpolate=interpolate,
             sampling_rate=sampling_rate, p_value=p_value, n_shuffles=n_shuffles, seed=seed,
@@ -88,7 +90,7 @@ class OphysDatasetAccessor:
         seed: int | None = 0,
     ) -> xr.Dataset:
         """Responses aligned on the trials' change_time; see :func:`ophys_xr.trial_response`."""
-        return responses.trial_response(
+        return ophys_xr.responses.trial_response(
             self._ds, data, window=window, response_window=response_window,
             baseline_window=baseline_window, interpolate=interpolate,
             sampling_rate=sampling_rate, p_value=p_value, n_shuffles=n_shuffles, seed=seed,
@@ -96,21 +98,21 @@ class OphysDatasetAccessor:
 
     def image_selectivity(self, *, by: Hashable = "image_name") -> xr.Dataset:
         """Preferred image, selectivity indices; see :func:`ophys_xr.image_selectivity`."""
-        return responses.image_selectivity(self._ds, by=by)
+        return ophys_xr.responses.image_selectivity(self._ds, by=by)
 
     def lifetime_sparseness(self, *, by: Hashable = "image_name") -> xr.DataArray:
         """Lifetime sparseness of a response; see :func:`ophys_xr.lifetime_sparseness`."""
-        return responses.lifetime_sparseness(self._ds, by=by)
+        return ophys_xr.responses.lifetime_sparseness(self._ds, by=by)
 
     def reliability(self, *, by: Hashable | None = None, min_events: int = 6) -> xr.DataArray:
         """Trial-to-trial reliability of a response; see :func:`ophys_xr.reliability`."""
-        return responses.reliability(self._ds, by=by, min_events=min_events)
+        return ophys_xr.responses.reliability(self._ds, by=by, min_events=min_events)
 
     def fraction_significant_responses(
         self, *, alpha: float = 0.05, by: Hashable | None = None
     ) -> xr.DataArray:
         """Significant fraction; see :func:`ophys_xr.fraction_significant_responses`."""
-        return responses.fraction_significant_responses(self._ds, alpha=alpha, by=by)
+        return ophys_xr.responses.fraction_significant_responses(self._ds, alpha=alpha, by=by)
 
     # ---- plots (matplotlib is imported on the first call, not with ophys_xr) -----------
 
@@ -127,7 +129,7 @@ class OphysDatasetAccessor:
         physical_units: bool = False,
     ) -> Axes:
         """ROI masks over the max projection; see :func:`ophys_xr.plotting.plot_roi_masks`."""
-        return plotting.plot_roi_masks(
+        return ophys_xr.plotting.plot_roi_masks(
             self._ds, cell_specimen_ids, ax=ax, image=image, cmap=cmap, alpha=alpha,
             outline=outline, linewidth=linewidth, physical_units=physical_units,
         )
@@ -147,7 +149,7 @@ class OphysDatasetAccessor:
         max_columns: int | None = 4096,
     ) -> Axes:
         """Sorted ΔF/F heatmap; see :func:`ophys_xr.plotting.plot_dff_heatmap`."""
-        return plotting.plot_dff_heatmap(
+        return ophys_xr.plotting.plot_dff_heatmap(
             self._ds, data=data, sort=sort, time=time, events=events, ax=ax, cmap=cmap,
             vmin=vmin, vmax=vmax, colorbar=colorbar, max_columns=max_columns,
         )
@@ -159,7 +161,7 @@ class OphysDatasetAccessor:
         engaged_trial_reward_rate_threshold: float | None = None,
     ) -> Figure:
         """Rolling performance; see :func:`ophys_xr.plotting.plot_performance`."""
-        return plotting.plot_performance(
+        return ophys_xr.plotting.plot_performance(
             self._ds, ax=ax,
             engaged_trial_reward_rate_threshold=engaged_trial_reward_rate_threshold,
         )
@@ -173,7 +175,7 @@ class OphysDatasetAccessor:
         cell_specimen_id: Hashable | None = None,
     ) -> Axes:
         """Event-locked means; see :func:`ophys_xr.plotting.plot_stimulus_response`."""
-        return plotting.plot_stimulus_response(
+        return ophys_xr.plotting.plot_stimulus_response(
             self._ds, by=by, ci=ci, ax=ax, cell_specimen_id=cell_specimen_id
         )
 
@@ -186,7 +188,8 @@ class OphysDatasetAccessor:
         progress: bool = False,
     ) -> Path:
         """Save as Zarr with the analysis chunk layout, atomically; see :func:`ophys_xr.to_zarr`."""
-        return io.to_zarr(self._ds, store, overwrite=overwrite, chunks=chunks, progress=progress)
+        return ophys_xr.io.to_zarr(self._ds, store, overwrite=overwrite, chunks=chunks,
+                                   progress=progress)
 
     def to_netcdf(
         self,
@@ -197,9 +200,9 @@ class OphysDatasetAccessor:
         progress: bool = False,
     ) -> Path:
         """Save as netCDF-4, atomically; see :func:`ophys_xr.to_netcdf`."""
-        return io.to_netcdf(self._ds, path, overwrite=overwrite, chunks=chunks,
+        return ophys_xr.io.to_netcdf(self._ds, path, overwrite=overwrite, chunks=chunks,
                             progress=progress)
 
     def to_pynapple(self, *, traces: str | Iterable[str] | None = None) -> dict[str, Any]:
         """The session as pynapple objects; see :func:`ophys_xr.to_pynapple`."""
-        return pynapple.to_pynapple(self._ds, traces=traces)
+        return ophys_xr.pynapple.to_pynapple(self._ds, traces=traces)

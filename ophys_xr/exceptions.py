@@ -20,6 +20,7 @@ __all__ = [
     "OptionError",
     "OutputExistsError",
     "OutputFolderError",
+    "PermissionDeniedError",
     "RemoteReadError",
     "SchemaError",
     "SessionClosedError",
@@ -82,6 +83,11 @@ class OutputExistsError(OphysXrError, FileExistsError):
 
 class OutputFolderError(OphysXrError, FileNotFoundError):
     """The folder an output goes into does not exist, or is not a folder."""
+
+
+class PermissionDeniedError(OphysXrError, PermissionError):
+    """A file or folder that ophys_xr must read or write is not accessible (permissions, a
+    read-only file system); the message names the user's path."""
 
 
 class DownloadError(OphysXrError, OSError):

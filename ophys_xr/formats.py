@@ -22,10 +22,10 @@ from typing import Any
 import xarray as xr
 
 from ophys_xr._options import SessionOptions
-from ophys_xr.exceptions import OptionError
+from ophys_xr.exceptions import OptionError, SchemaError
 from ophys_xr.model import apply_session_options
 
-__all__ = ["FORMATS", "Format", "format_of", "is_url", "open_source", "read_metadata"]
+__all__ = ["FORMATS", "Format", "as_source", "format_of", "is_url", "open_source", "read_metadata"]
 
 Source = str | os.PathLike[str]
 
@@ -33,6 +33,42 @@ Source = str | os.PathLike[str]
 def is_url(source: object) -> bool:
     """Whether ``source`` is a URL (``https://``, ``s3://``, ...) rather than a local path."""
     return isinstance(source, str) and "://" in source and not source.startswith("file://")
+
+
+def as_source(source: object) -> Source:
+    """``source`` as a path or URL: ``file://`` URLs and ``bytes`` paths become paths.
+
+    Raises
+    ------
+    OptionError
+        ``source`` is neither a path nor a URL (None, a number, ...).
+    """
+    if isinstance(source, bytes):
+        source = os.fsdecode(source)
+    if isinstance(source, str) and source.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        parsed = urlparse(source)
+        if parsed.netloc not in ("", "localhost"):
+            msg = (f"{source!r} names a file on the host {parsed.netloc!r}; give a local "
+                   "path or a file:///absolute/path URL")
+            raise OptionError(msg)
+        return unquote(parsed.path)
+    if not isinstance(source, str | os.PathLike):
+        msg = (f"a session source must be a path or a URL (str or os.PathLike), got "
+               f"{type(source).__name__} {source!r}")
+        raise OptionError(msg)
+    return source
+
+
+def _check_engine(path: Path, fmt: Format) -> None:
+    """Refuse an ``engine`` that contradicts the path's suffix (e.g. netCDF for ``.nwb``)."""
+    suffix = path.suffix.lower()
+    for other in FORMATS.values():
+        if other is not fmt and suffix in other.suffixes:
+            msg = (f"{str(path)!r} is by its suffix a {other.name} file, but engine="
+                   f"{fmt.name!r} was given; pass engine={other.name!r} or engine=None")
+            raise OptionError(msg)
 
 
 def _read_nwb(source: Source, options: SessionOptions, **kwargs: Any) -> xr.Dataset:
@@ -151,7 +187,14 @@ def open_source(source: Source, options: SessionOptions, *, engine: str | None =
         The session Dataset; closing it closes the source.
     """
     fmt, target = _resolve(source, engine)
-    raw = fmt.read(target, options, **kwargs)
+    try:
+        raw = fmt.read(target, options, **kwargs)
+    except SchemaError as err:
+        if str(target) in str(err):
+            raise
+        msg = (f"{str(target)!r} does not hold a consistent session: {err}. Download or "
+               "convert it again")
+        raise type(err)(msg) from err
     try:
         ds = apply_session_options(raw, options)
     except BaseException:
@@ -184,13 +227,17 @@ def read_metadata(source: Source, engine: str | None = None, **kwargs: Any) -> d
     return fmt.read_metadata(target, **kwargs)
 
 
-def _resolve(source: Source, engine: str | None) -> tuple[Format, Source]:
+def _resolve(source: object, engine: str | None) -> tuple[Format, Source]:
     """The format of ``source`` and what its reader takes: a URL as a string (for the
     formats that read URLs), else the path, expanded."""
+    source = as_source(source)
     fmt = format_of(source, engine)
     if is_url(source):
         if not fmt.remote:
             msg = f"the {fmt.name} format reads local paths only, got the URL {source!r}"
             raise OptionError(msg)
         return fmt, str(source)
-    return fmt, Path(os.fspath(source)).expanduser()
+    target = Path(os.fspath(source)).expanduser()
+    if engine is not None:
+        _check_engine(target, fmt)
+    return fmt, target
