@@ -1,13 +1,22 @@
-"""The ``ophys-xr`` command line: ``info``, ``convert`` and ``demo``."""
+"""The ``ophys-xr`` command line: ``info``, ``convert``, ``verify`` and ``demo``.
+
+Every failure is one line on stderr (``error: ...``) and a non-zero exit code: 2 for an
+error of the input, the output or an option (an :class:`~ophys_xr.OphysXrError` or an
+``OSError``), 1 for a store that ``verify`` finds damaged or an unexpected error, 130 for
+Ctrl-C.  ``ophys-xr --debug COMMAND`` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,7 +24,18 @@ from ophys_xr.exceptions import OphysXrError, OutputExistsError
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
+class _App(typer.Typer):
+    """The Typer app; called without arguments (the ``ophys-xr`` console script) it runs
+    :func:`main`, so that a usage error too is one line."""
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        if args or kwargs:
+            return super().__call__(*args, **kwargs)
+        main()
+        return None
+
+
+app = _App(
     help="Allen Visual Behavior Ophys sessions as one labeled, lazy xarray.Dataset.",
     no_args_is_help=True,
     add_completion=False,
@@ -30,9 +50,48 @@ class Format(StrEnum):
     netcdf = "netcdf"
 
 
-def _fail(err: BaseException) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(code=2)
+#: Whether ``--debug`` was given: failures raise, with their traceback.
+_DEBUG = {"on": False}
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="On failure, show the traceback instead of one line.")] = False,
+) -> None:
+    _DEBUG["on"] = debug
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _fail(err: BaseException, code: int = 2) -> None:
+    typer.echo(f"error: {_one_line(str(err)) or type(err).__name__}", err=True)
+    raise typer.Exit(code=code)
+
+
+@contextmanager
+def _reporting() -> Iterator[None]:
+    """Turn every failure of a command into one line on stderr and a non-zero exit."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except KeyboardInterrupt:
+        if _DEBUG["on"]:
+            raise
+        typer.echo("error: interrupted", err=True)
+        raise typer.Exit(code=130) from None
+    except (OphysXrError, OSError) as err:
+        if _DEBUG["on"]:
+            raise
+        _fail(err)
+    except Exception as err:  # an unexpected error: still one line, the details on --debug
+        if _DEBUG["on"]:
+            raise
+        _fail(RuntimeError(f"unexpected {type(err).__name__}: {_one_line(str(err))} (run "
+                           "`ophys-xr --debug ...` for the traceback and report it)"), code=1)
 
 
 def summary(ds: object) -> str:
@@ -103,11 +162,8 @@ def info(
     """
     from ophys_xr.io import open_session
 
-    try:
-        with open_session(path, exclude_invalid_rois=not include_invalid_rois) as ds:
-            typer.echo(summary(ds))
-    except (OphysXrError, OSError) as err:
-        _fail(err)
+    with _reporting(), open_session(path, exclude_invalid_rois=not include_invalid_rois) as ds:
+        typer.echo(summary(ds))
 
 
 @app.command()
@@ -132,15 +188,32 @@ def convert(
 
     if out.exists() and not overwrite:
         _fail(OutputExistsError(f"{str(out)!r} exists; pass --overwrite to replace it"))
-    try:
-        with open_session(path, exclude_invalid_rois=not include_invalid_rois) as ds:
-            if format is Format.zarr:
-                to_zarr(ds, out, overwrite=overwrite, progress=progress)
-            else:
-                to_netcdf(ds, out, overwrite=overwrite, progress=progress)
-    except (OphysXrError, OSError) as err:
-        _fail(err)
+    with _reporting(), open_session(path, exclude_invalid_rois=not include_invalid_rois) as ds:
+        if format is Format.zarr:
+            to_zarr(ds, out, overwrite=overwrite, progress=progress)
+        else:
+            to_netcdf(ds, out, overwrite=overwrite, progress=progress)
     typer.echo(f"wrote {out}")
+
+
+@app.command()
+def verify(
+    path: Annotated[Path, typer.Argument(help="Zarr store or netCDF file.")],
+) -> None:
+    """Check a Zarr store or netCDF file fully: one line per problem, exit code 1 if any.
+
+    A store written by ophys_xr is checked against its manifest (every file, its size and
+    its content digest); any other store or file by reading every array.
+    """
+    from ophys_xr.backends.store import verify_store
+
+    with _reporting():
+        problems, checked = verify_store(path)
+    for problem in problems:
+        typer.echo(f"damaged: {_one_line(problem)}", err=True)
+    if problems:
+        raise typer.Exit(code=1)
+    typer.echo(f"ok: {path} ({checked})")
 
 
 @app.command()
@@ -153,6 +226,11 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Write an example session, open it, and print the Dataset and a few numbers."""
+    with _reporting():
+        _demo(out, cells, minutes, seed)
+
+
+def _demo(out: Path | None, cells: int, minutes: float, seed: int) -> None:
     from ophys_xr.io import open_session
     from ophys_xr.testing import write_session_nwb
 
@@ -185,6 +263,23 @@ def demo(
                 typer.echo(f"  {image}: {value:+.4f}")
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    """Run the command line."""
-    app(sys.argv[1:])
+def main() -> None:
+    """Run the command line; a usage error too is one line and a non-zero exit code."""
+    # click's exceptions, from click itself or from the copy that recent typer vendors
+    click_error: Any = next(
+        c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    click = importlib.import_module(click_error.__module__)
+    no_args: Any = getattr(click, "NoArgsIsHelpError", ())
+    try:
+        code = app(sys.argv[1:], standalone_mode=False)
+    except no_args as err:  # no command: the help, exit 2
+        typer.echo(err.ctx.get_help() if err.ctx else str(err), err=True)
+        sys.exit(2)
+    except click_error as err:
+        typer.echo(f"error: {_one_line(err.format_message())} (see `ophys-xr --help`)",
+                   err=True)
+        sys.exit(err.exit_code)
+    except typer.Abort:
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

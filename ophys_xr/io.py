@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ from ophys_xr._options import (
     DEFAULT_EYE_TRACKING_DILATION_FRAMES,
     DEFAULT_EYE_TRACKING_Z_THRESHOLD,
     SessionOptions,
+    chunk_sizes,
 )
 from ophys_xr.exceptions import OptionError
 from ophys_xr.formats import FORMATS, open_source
@@ -151,6 +153,11 @@ _RAW_TRACES = ("dff", "corrected_fluorescence", "demixed_trace", "neuropil_trace
 #: compress to almost nothing, so one chunk per cell would only add reads.
 IMAGE_CHUNK_BYTES = 4 * 2**20
 
+#: At most this many stored chunks (files of a Zarr store) in one output: a chunking that
+#: would write more (e.g. ``{"time": 1}``) is refused; the default layout of a 60-minute,
+#: 300-cell session writes about 2,500.
+MAX_STORED_CHUNKS = 100_000
+
 
 def _store_chunks(var: xr.Variable | xr.DataArray, chunks: Mapping[str, int], *,
                   cells_given: bool = False) -> dict[Any, int]:
@@ -181,21 +188,18 @@ def _prepared(ds: xr.Dataset, chunks: Mapping[str, int] | None, fmt: str) -> xr.
     """
     from ophys_xr.backends._arrays import CHUNK_BYTES
 
-    unknown = sorted(set(chunks or {}) - {str(d) for d in ds.dims})
-    if unknown:
-        msg = (f"chunks names unknown dimensions {unknown}; dimensions: "
-               f"{sorted(map(str, ds.dims))}")
-        raise OptionError(msg)
-    wanted = {**STORE_CHUNKS, **dict(chunks or {})}
+    given = chunk_sizes({} if chunks is None else chunks, ds.sizes)
+    wanted = {**STORE_CHUNKS, **given}
     out = ds.copy(deep=False)
     for variable in out.variables.values():
         variable.encoding = {k: v for k, v in variable.encoding.items()
                              if k not in _BACKEND_ENCODING}
     rechunked = {}
+    n_stored = {}
     for name, var in out.data_vars.items():
-        stored = _store_chunks(var, wanted,
-                               cells_given="cell_specimen_id" in (chunks or {}))
+        stored = _store_chunks(var, wanted, cells_given="cell_specimen_id" in given)
         shape = tuple(stored[d] for d in var.dims)
+        n_stored[str(name)] = int(np.prod([-(-var.sizes[d] // stored[d]) for d in var.dims]))
         if fmt == "zarr":
             var.encoding["chunks"] = shape
             if name in _RAW_TRACES:
@@ -209,7 +213,19 @@ def _prepared(ds: xr.Dataset, chunks: Mapping[str, int] | None, fmt: str) -> xr.
             chunk_bytes = var.dtype.itemsize * int(np.prod(shape))
             task["cell_specimen_id"] *= max(1, CHUNK_BYTES // max(chunk_bytes, 1))
         rechunked[name] = var.chunk(task)
+    _check_chunk_count(n_stored, given)
     return out.assign(rechunked)
+
+
+def _check_chunk_count(n_stored: Mapping[str, int], given: Mapping[str, int]) -> None:
+    """Refuse a layout of more than :data:`MAX_STORED_CHUNKS` stored chunks."""
+    total = sum(n_stored.values())
+    if total > MAX_STORED_CHUNKS:
+        worst = max(n_stored, key=lambda k: n_stored[k])
+        msg = (f"chunks={dict(given)} would store {total:,} chunks ({n_stored[worst]:,} of "
+               f"{worst!r}), more than {MAX_STORED_CHUNKS:,}; pass larger chunks, or none "
+               f"for the default layout {STORE_CHUNKS}")
+        raise OptionError(msg)
 
 
 def _zarr_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
@@ -220,38 +236,58 @@ def _zarr_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     }
 
 
-def _write_zarr(out: xr.Dataset, tmp: Path) -> Any:
+def _write_zarr(out: xr.Dataset, tmp: Path, progress: bool) -> None:
+    """Write the store, every chunk (all-NaN ones too), then its manifest."""
     import warnings
+
+    from ophys_xr.backends.store import write_manifest
 
     with warnings.catch_warnings():
         # consolidated metadata (one read instead of one per array when reopening) is not
         # in the Zarr v3 spec yet; zarr says so with a warning on every write
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        return out.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=True, compute=False,
-                           encoding=_zarr_encoding(out))
+        # every chunk is written, even one of fill values only, so that a missing chunk is
+        # always damage (the manifest lists them all)
+        with _progress(progress):
+            out.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=True,
+                        encoding=_zarr_encoding(out), write_empty_chunks=True)
+    write_manifest(tmp)
+
+
+def _write_netcdf(out: xr.Dataset, tmp: Path, progress: bool) -> None:
+    """Write the file, marked as ophys_xr's (:data:`ophys_xr.backends.store.WRITER_ATTR`)."""
+    from ophys_xr import __version__
+    from ophys_xr.backends.store import WRITER_ATTR
+
+    marked = out.copy(deep=False)
+    marked.attrs = {**out.attrs, WRITER_ATTR: f"ophys_xr {__version__}"}
+    with _progress(progress):  # computed inside: xarray closes the file if it fails
+        marked.to_netcdf(tmp, engine="h5netcdf")
 
 
 def _write_atomically(
     out: xr.Dataset,
     path: Path,
-    write: Callable[[xr.Dataset, Path], Any],
+    write: Callable[[xr.Dataset, Path, bool], None],
     *,
     overwrite: bool,
     progress: bool,
 ) -> Path:
-    """Write ``out`` with ``write(out, tmp)`` to a temporary sibling, then rename it."""
-    return write_atomically(path, lambda tmp: _run(write(out, tmp), progress),
-                            overwrite=overwrite)
+    """Write ``out`` with ``write(out, tmp, progress)`` to a temporary sibling, then rename
+    it; an existing output is replaced only if ophys_xr wrote it."""
+    from ophys_xr.backends.store import is_own_output
+
+    return write_atomically(path, lambda tmp: write(out, tmp, progress),
+                            overwrite=overwrite, owned=is_own_output)
 
 
-def _run(delayed: Any, progress: bool) -> None:
-    if progress:
-        from tqdm.dask import TqdmCallback
+def _progress(show: bool) -> contextlib.AbstractContextManager[Any]:
+    """A progress bar of the dask tasks computed inside, if ``show``."""
+    if not show:
+        return contextlib.nullcontext()
+    from tqdm.dask import TqdmCallback
 
-        with TqdmCallback(desc="writing", unit="chunk"):
-            delayed.compute()
-    else:
-        delayed.compute()
+    return TqdmCallback(desc="writing", unit="chunk")
 
 
 def to_zarr(
@@ -268,8 +304,9 @@ def to_zarr(
     analysis (:data:`STORE_CHUNKS`: one chunk per cell trace, so one cell's whole trace is
     one small read; ROI masks in chunks of several cells), writes to a temporary sibling
     and renames it at the end, so an interrupted write never leaves a store that looks
-    complete.  The caller's Dataset is
-    not modified.
+    complete.  Every chunk is written (all-NaN ones too) and then a manifest of every file
+    with its size and digest, so that opening finds a lost or truncated chunk and
+    ``ophys-xr verify`` any change.  The caller's Dataset is not modified.
 
     Parameters
     ----------
@@ -278,7 +315,8 @@ def to_zarr(
     store
         Directory of the new store.
     overwrite
-        Replace an existing store.
+        Replace an existing store written by ophys_xr (and left as written).  Anything
+        else at ``store`` (a folder, a store written otherwise) is never deleted.
     chunks
         Stored chunk sizes by dimension overriding :data:`STORE_CHUNKS`, e.g.
         ``{"time": 16384, "cell_specimen_id": 4}`` for work on blocks of time.
@@ -293,11 +331,14 @@ def to_zarr(
     Raises
     ------
     OutputExistsError
-        ``store`` exists and ``overwrite`` is False.
+        ``store`` exists and ``overwrite`` is False, or it is not a store of ophys_xr.
     OutputFolderError
         The folder of ``store`` does not exist or is a file.
+    PermissionDeniedError
+        The folder of ``store`` may not be written.
     OptionError
-        ``chunks`` names a dimension the Dataset does not have.
+        ``chunks`` names a dimension the Dataset does not have, a size that is not a
+        positive integer or -1, or a layout of more than :data:`MAX_STORED_CHUNKS` chunks.
     """
     return _write_atomically(
         _prepared(ds, chunks, "zarr"),
@@ -330,7 +371,8 @@ def to_netcdf(
     path
         The new file.
     overwrite
-        Replace an existing file.
+        Replace an existing file written by ophys_xr.  Anything else at ``path`` is
+        never deleted.
     chunks
         Stored chunk sizes overriding :data:`STORE_CHUNKS`.
     progress
@@ -344,16 +386,19 @@ def to_netcdf(
     Raises
     ------
     OutputExistsError
-        ``path`` exists and ``overwrite`` is False.
+        ``path`` exists and ``overwrite`` is False, or it is not a file of ophys_xr.
     OutputFolderError
         The folder of ``path`` does not exist or is a file.
+    PermissionDeniedError
+        The folder of ``path`` may not be written.
     OptionError
-        ``chunks`` names a dimension the Dataset does not have.
+        ``chunks`` names a dimension the Dataset does not have, a size that is not a
+        positive integer or -1, or a layout of more than :data:`MAX_STORED_CHUNKS` chunks.
     """
     return _write_atomically(
         _prepared(ds, chunks, "netcdf"),
         Path(os.fspath(path)).expanduser(),
-        lambda out, tmp: out.to_netcdf(tmp, engine="h5netcdf", compute=False),
+        _write_netcdf,
         overwrite=overwrite,
         progress=progress,
     )

@@ -154,8 +154,13 @@ def _check_path(path: Path) -> None:
             "Zarr store written by ophys_xr."
         )
         raise InvalidSessionFileError(msg)
-    with path.open("rb") as f:
-        head = f.read(8)
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+    except PermissionError as err:
+        from ophys_xr._atomic import permission_error
+
+        raise permission_error(err, path, reading=True) or err from err
     if head != _HDF5_MAGIC:
         msg = (
             f"{str(path)!r} is not an HDF5/NWB file (it does not start with the HDF5 "
