@@ -18,6 +18,10 @@ def test_docs_build(tmp_path) -> None:
     shutil.copytree(ROOT / "docs", tmp_path / "docs",
                     ignore=shutil.ignore_patterns("_build", "generated", "notebooks"))
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    # the project-cache notebook serves the test suite's loopback bucket (tests/_bucket.py)
+    (tmp_path / "tests").mkdir()
+    for helper in ("_bucket.py", "_http.py"):
+        shutil.copyfile(ROOT / "tests" / helper, tmp_path / "tests" / helper)
     out = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
          str(tmp_path / "docs"), str(tmp_path / "html")],
