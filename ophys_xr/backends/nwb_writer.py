@@ -101,7 +101,9 @@ def write_nwb(
         first, what the AllenSDK of that generation writes; 2021 files exist grouped by
         ``image_name`` and by ``stimulus_name``).
     overwrite
-        Replace an existing file.
+        Replace an existing file written by ``write_nwb`` (its ``general/source_script``
+        says so); any other file is kept and :class:`~ophys_xr.exceptions.OutputExistsError`
+        raised.
 
     Returns
     -------
@@ -110,8 +112,9 @@ def write_nwb(
 
     Raises
     ------
-    FileExistsError
-        ``path`` exists and ``overwrite`` is False.
+    OutputExistsError
+        ``path`` exists and ``overwrite`` is False, or it is not a file ``write_nwb``
+        wrote.
     OptionError
         Unknown layout or presentation grouping.
     SchemaError
@@ -132,10 +135,29 @@ def write_nwb(
                f"{name} layout, got {grouping!r}")
         raise OptionError(msg)
     target = Path(os.fspath(path)).expanduser()
-    with temporary_sibling(target, overwrite=overwrite) as tmp, \
+    with temporary_sibling(target, overwrite=overwrite, owned=is_own_nwb) as tmp, \
             h5py.File(tmp, "w", rdcc_nbytes=64 * 2**20, rdcc_nslots=100_003) as f:
         _Writer(f, ds, spec, grouping).write()
     return target
+
+
+#: ``general/source_script`` of every NWB file ophys_xr writes.
+SOURCE_SCRIPT = "ophys_xr (simulated or converted session, not an Allen Institute release)"
+
+
+def is_own_nwb(path: Path) -> bool:
+    """Whether ``path`` is an NWB file written by :func:`write_nwb` (``overwrite`` replaces
+    only those)."""
+    import h5py
+
+    if not path.is_file() or not h5py.is_hdf5(path):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            script = f.get("general/source_script")
+            return script is not None and script.asstr()[()] == SOURCE_SCRIPT
+    except OSError:
+        return False
 
 
 def _index_dtype(n_target: int) -> type[np.unsignedinteger]:
@@ -408,6 +430,9 @@ class _Writer:
         a = self.attrs
         self.dataset("general/experiment_description", _EXPERIMENT_DESCRIPTION)
         self.dataset("general/institution", "Allen Institute for Brain Science")
+        # NWB's record of the program that wrote the file: how overwrite=True knows its own
+        self.dataset("general/source_script", SOURCE_SCRIPT)
+        self.f["general/source_script"].attrs["file_name"] = "ophys_xr.backends.nwb_writer"
         keywords = (["2-photon", "calcium imaging", "visual cortex", "behavior", "task"]
                     if self.imaging else ["visual", "behavior", "task"])
         self.dataset("general/keywords", np.array(keywords, dtype=object))

@@ -241,3 +241,23 @@ def test_the_accessor_and_session_name_a_missing_cell(tiny_path: Path) -> None:
     with ophys_xr.BehaviorOphysSession.from_nwb_path(tiny_path) as session, \
             pytest.raises(MissingDataError, match="12345"):
         session.get_cell_specimen_indices([12345])
+
+
+# -- NWB files written by the simulator ------------------------------------------------
+
+
+def test_write_nwb_overwrites_only_its_own_files(tmp_path: Path) -> None:
+    from ophys_xr.backends.nwb_writer import write_nwb
+    from ophys_xr.exceptions import OutputExistsError
+    from ophys_xr.testing import simulate_session
+
+    ds = simulate_session(n_cells=2, seed=3)
+    other = tmp_path / "notes.nwb"
+    other.write_bytes(b"years of notes")
+    with pytest.raises(OutputExistsError, match="did not write"):
+        write_nwb(ds, other, overwrite=True)
+    assert other.read_bytes() == b"years of notes"
+    ours = write_nwb(ds, tmp_path / "s.nwb")
+    write_nwb(ds, ours, overwrite=True)  # its own output: replaced
+    with ophys_xr.open_session(ours) as opened:
+        assert opened.sizes["cell_specimen_id"] == 2
