@@ -110,14 +110,16 @@ def open_session(
             raise OptionError(msg)
         remote["storage_options"] = dict(storage_options)
     ds = open_source(source, options, engine=engine, **remote)
-    if chunks:
-        unknown = [d for d in chunks if d not in ds.dims]
-        if unknown:
-            msg = f"chunks names unknown dimensions {unknown}; dimensions: {list(ds.dims)}"
-            raise OptionError(msg)
-        rechunked = ds.chunk(dict(chunks))
-        rechunked.set_close(ds.close)
-        ds = rechunked
+    if chunks is not None:
+        try:
+            sizes = chunk_sizes(chunks, ds.sizes)
+        except OptionError:
+            ds.close()
+            raise
+        if sizes:
+            rechunked = ds.chunk(sizes)
+            rechunked.set_close(ds.close)
+            ds = rechunked
     return ds
 
 

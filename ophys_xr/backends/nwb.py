@@ -137,13 +137,6 @@ def _hashable(storage_options: Any) -> Any:
     return None if storage_options is None else HashableOptions(storage_options)
 
 
-def _hashable(storage_options: Any) -> Any:
-    """``storage_options`` as part of a file manager's key (None stays None)."""
-    from ophys_xr.remote import HashableOptions
-
-    return None if storage_options is None else HashableOptions(storage_options)
-
-
 def _check_path(path: Path) -> None:
     if not path.exists():
         msg = f"No such session file: {str(path)!r}. Check the path (cwd: {os.getcwd()!r})."
@@ -454,6 +447,10 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
         """Stored column of each selected table row (-1: not in this series)."""
         region = f[f"{series}/rois"][()].astype(np.int64) if f"{series}/rois" in f \
             else np.arange(len(roi_ids))
+        if region.size and (region.min() < 0 or region.max() >= len(roi_ids)):
+            msg = (f"{series}/rois in {str(r.path)!r} refers to ROI rows outside the ROI "
+                   f"table (0..{len(roi_ids) - 1}); the file is damaged")
+            raise SchemaError(msg)
         col_of_row = np.full(len(roi_ids), -1, dtype=np.int64)
         col_of_row[region] = np.arange(len(region))
         return col_of_row[rows]
@@ -472,7 +469,9 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
             missing = out["cell_roi_id"][cols < 0].tolist()
             msg = f"{series} in {str(r.path)!r} has no trace for ROIs {missing}"
             raise SchemaError(msg)
-        shape = f[f"{series}/data"].shape
+        dset = f[f"{series}/data"]
+        shape = dset.shape
+        _check_trace_dataset(r.path, f"{series}/data", dset, cols)
         if shape[0] != n_frames:
             msg = (
                 f"{series}/data in {str(r.path)!r} has {shape[0]} frames but "
@@ -520,6 +519,23 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
         meta["pixel_spacing"] = [resolution * 10, resolution * 10]
         meta["pixel_spacing_unit"] = "mm"
     return out
+
+
+def _check_trace_dataset(path: Path | str, name: str, dset: Any, cols: np.ndarray) -> None:
+    """A trace dataset must be 2-D (frames, ROIs), numeric, with a column for every ROI read."""
+    where = f"{name} in {str(path)!r}"
+    if dset.ndim != 2:
+        msg = (f"{where} has shape {dset.shape}; traces are 2-D (frames, ROIs). The file is "
+               "damaged or not written by the AllenSDK")
+        raise SchemaError(msg)
+    if dset.dtype.kind not in "fiu":
+        msg = (f"{where} holds {dset.dtype} values, not numbers. The file is damaged or not "
+               "written by the AllenSDK")
+        raise SchemaError(msg)
+    if cols.size and int(cols.max()) >= dset.shape[1]:
+        msg = (f"{where} has {dset.shape[1]} ROI columns but the ROI table needs column "
+               f"{int(cols.max())}: the traces do not match the ROI table. The file is damaged")
+        raise SchemaError(msg)
 
 
 def _ophys_time(r: _Reader) -> np.ndarray:
