@@ -25,7 +25,8 @@ from ophys_xr._options import SessionOptions
 from ophys_xr.exceptions import OptionError, SchemaError
 from ophys_xr.model import apply_session_options
 
-__all__ = ["FORMATS", "Format", "as_source", "format_of", "is_url", "open_source", "read_metadata"]
+__all__ = ["FORMATS", "Format", "as_source", "format_of", "is_url", "open_source", "read_metadata",
+           "unwrap_source"]
 
 Source = str | os.PathLike[str]
 
@@ -59,6 +60,59 @@ def as_source(source: object) -> Source:
                f"{type(source).__name__} {source!r}")
         raise OptionError(msg)
     return source
+
+
+def unwrap_source(source: object) -> tuple[object, dict[str, Any] | None]:
+    """The path or URL behind an open file object that a user hands over, and the fsspec
+    ``storage_options`` it was opened with (None when there are none to keep).
+
+    ophys_xr opens the file again itself (read-only, picklable to dask workers, with its
+    checked reads), so these are accepted as their path or URL: an ``h5py.File`` (or group)
+    of a file on disk; a pynwb ``NWBFile`` read from a file (``container_source``); a
+    binary file object of a local file (``name``), of fsspec (its URL and options) or of
+    remfile (DANDI streaming; its URL).  Anything else is returned as it is.
+
+    Raises
+    ------
+    OptionError
+        An object that is a file but has no path or URL ophys_xr can open again (an
+        in-memory buffer, an h5py file opened on a file object, an NWBFile not read from a
+        file).
+    """
+    if isinstance(source, str | bytes | os.PathLike) or source is None:
+        return source, None
+    kind = type(source).__name__
+    if hasattr(source, "container_source") and hasattr(source, "acquisition"):  # NWBFile
+        path = source.container_source
+        if not isinstance(path, str):
+            msg = (f"this NWBFile was not read from a file (container_source is {path!r}); "
+                   "write it with pynwb.NWBHDF5IO first, or pass the path of the file")
+            raise OptionError(msg)
+        return path, None
+    h5file = getattr(source, "file", None)
+    if h5file is not None and hasattr(h5file, "driver") and hasattr(h5file, "filename"):
+        if h5file.driver != "fileobj" and Path(h5file.filename).is_file():  # h5py File/Group
+            return h5file.filename, None
+        msg = (f"this {kind} was opened on a file object ({h5file.filename}); pass that "
+               "file object, its path or its URL to ophys_xr instead")
+        raise OptionError(msg)
+    fs, fs_path = getattr(source, "fs", None), getattr(source, "path", None)
+    if fs is not None and isinstance(fs_path, str) and hasattr(fs, "unstrip_protocol"):
+        url = fs.unstrip_protocol(fs_path)  # an fsspec file
+        if url.startswith("file://"):
+            return as_source(url), None
+        return url, dict(getattr(fs, "storage_options", {}) or {}) or None
+    url = getattr(source, "_url", None) or getattr(source, "url", None)
+    if isinstance(url, str) and is_url(url):  # remfile.File and the like
+        return url, None
+    name = getattr(source, "name", None)
+    if hasattr(source, "read") and isinstance(name, str) and Path(name).is_file():
+        return name, None  # a local file opened with open()
+    if hasattr(source, "read"):
+        msg = (f"this {kind} has no path or URL that ophys_xr can open again (it reads "
+               "lazily, in other processes too); save it to a file and pass the path")
+        raise OptionError(msg)
+    return source, None
 
 
 def _check_engine(path: Path, fmt: Format) -> None:
@@ -186,7 +240,7 @@ def open_source(source: Source, options: SessionOptions, *, engine: str | None =
     xarray.Dataset
         The session Dataset; closing it closes the source.
     """
-    fmt, target = _resolve(source, engine)
+    fmt, target = _resolve(source, engine, kwargs)
     try:
         raw = fmt.read(target, options, **kwargs)
     except SchemaError as err:
@@ -223,13 +277,18 @@ def read_metadata(source: Source, engine: str | None = None, **kwargs: Any) -> d
     OptionError
         A URL for a format that reads local paths only.
     """
-    fmt, target = _resolve(source, engine)
+    fmt, target = _resolve(source, engine, kwargs)
     return fmt.read_metadata(target, **kwargs)
 
 
-def _resolve(source: object, engine: str | None) -> tuple[Format, Source]:
+def _resolve(source: object, engine: str | None, kwargs: dict[str, Any]
+             ) -> tuple[Format, Source]:
     """The format of ``source`` and what its reader takes: a URL as a string (for the
-    formats that read URLs), else the path, expanded."""
+    formats that read URLs), else the path, expanded.  The ``storage_options`` of an fsspec
+    file object go into ``kwargs`` unless given there."""
+    source, found = unwrap_source(source)
+    if found and kwargs.get("storage_options") is None:
+        kwargs["storage_options"] = found
     source = as_source(source)
     fmt = format_of(source, engine)
     if is_url(source):
