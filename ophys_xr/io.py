@@ -36,7 +36,7 @@ ENGINES: tuple[str, ...] = tuple(FORMATS)
 
 
 def open_session(
-    source: str | os.PathLike[str],
+    source: str | os.PathLike[str] | Any,
     *,
     chunks: Mapping[str, int] | None = None,
     engine: Engine | None = None,
@@ -55,7 +55,10 @@ def open_session(
         Path or URL (``https://``, ``s3://``; read lazily with range requests) of an
         AllenSDK ``behavior_ophys_experiment_*.nwb`` or ``behavior_session_*.nwb`` file (2021
         or 2023 layout; see ``docs/kinds.md`` for every kind), or the path of a Zarr store /
-        netCDF file written from a session Dataset.
+        netCDF file written from a session Dataset.  Also what pynwb, h5py, fsspec and
+        remfile users hold (an ``h5py.File`` of a file on disk, an ``NWBFile`` read from a
+        file, a local, fsspec or remfile file object): it is opened again by its path or URL
+        (:func:`ophys_xr.formats.unwrap_source`).
     chunks
         Dask chunk sizes by dimension, e.g. ``{"time": 10_000}``.  Default: chunks that
         match the file's storage (all cells × a block of frames for traces).
