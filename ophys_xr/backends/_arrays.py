@@ -144,10 +144,6 @@ def raw_location(dset: Any, path: str) -> RawLocation | None:
     return RawLocation(path, int(offset), dset.dtype.str)
 
 
-#: The former names (``tests/test_backends_nwb.py`` uses them).
-memmap_info = raw_location
-
-
 def _pread_into(fd: int, buf: np.ndarray, offset: int, path: str) -> None:
     """Fill the byte buffer ``buf`` from ``offset`` of ``fd``; a short read raises."""
     view = buf.data.cast("B")
@@ -284,8 +280,6 @@ class H5ArrayWrapper(BackendArray):
         The file's identity when it was opened (:func:`file_identity`): checked after every
         read of a local file, so that a file replaced, truncated or rewritten since raises
         :class:`~ophys_xr.exceptions.InvalidSessionFileError` instead of giving other data.
-    memmap
-        Former name of ``raw``.
     """
 
     def __init__(
@@ -303,7 +297,6 @@ class H5ArrayWrapper(BackendArray):
         token: object = None,
         raw: RawLocation | None = None,
         identity: FileIdentity | None = None,
-        memmap: RawLocation | None = None,
     ) -> None:
         self.manager = manager
         self.h5path = h5path
@@ -320,8 +313,7 @@ class H5ArrayWrapper(BackendArray):
         # native byte order: h5py reports e.g. '<f4' explicitly, which netCDF4 warns about
         self.dtype = np.dtype(dtype).newbyteorder("=")
         self.token = token
-        self.raw = RawLocation(*raw) if raw is not None else (
-            RawLocation(*memmap) if memmap is not None else None)
+        self.raw = RawLocation(*raw) if raw is not None else None
         self.identity = identity
         sizes = dict(enumerate(self.file_shape))
         if self.take is not None:
