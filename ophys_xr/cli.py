@@ -95,16 +95,17 @@ def _reporting() -> Iterator[None]:
 
 
 def summary(ds: object) -> str:
-    """A few lines that describe a session Dataset, from metadata only."""
-    import xarray as xr
+    """A few lines that describe a session, from metadata only.
 
-    assert isinstance(ds, xr.Dataset)
-    a = ds.attrs
+    ``ds`` is a session Dataset, or what
+    :func:`ophys_xr.backends.nwb_metadata.read_nwb_summary` reads from an NWB file (the
+    same figures without opening the Dataset).
+    """
+    facts = ds if isinstance(ds, dict) else _facts(ds)
+    a, sizes = facts, facts["sizes"]
     imaging = a.get("session_kind", "behavior_ophys") == "behavior_ophys"
-    clock = "time" if imaging else "stimulus_timestamps"
-    time = ds[clock].values
-    duration = float(time[-1] - time[0]) if time.size else 0.0
-    missing = a.get("ophys_xr_missing", "").split()
+    duration = facts["duration_s"]
+    missing = facts["missing"]
     lines = [
         f"session_kind          {a.get('session_kind')}",
         f"ophys_experiment_id   {a.get('ophys_experiment_id')}",
@@ -116,7 +117,6 @@ def summary(ds: object) -> str:
         f"session_type          {a.get('session_type')}",
     ]
     if imaging:
-        valid = int(ds["valid_roi"].values.sum())
         lines += [
             f"targeted_structure    {a.get('targeted_structure')} at {a.get('imaging_depth')} µm",
         ]
@@ -126,26 +126,43 @@ def summary(ds: object) -> str:
     ]
     if imaging:
         lines += [
-            f"cells                 {ds.sizes['cell_specimen_id']} ({valid} valid)",
+            f"cells                 {sizes['cell_specimen_id']} ({facts['n_valid_cells']} valid)",
             (
-                f"duration              {duration / 60:.1f} min ({ds.sizes['time']} frames at "
+                f"duration              {duration / 60:.1f} min ({sizes['time']} frames at "
                 f"{a.get('ophys_frame_rate')} Hz)"
             ),
         ]
     else:
-        frames = ds.sizes["stimulus_frame"]
+        frames = sizes["stimulus_frame"]
         lines.append(
             f"duration              {duration / 60:.1f} min ({frames} stimulus frames, no imaging)"
         )
     lines += [
-        f"trials                {ds.sizes['trials_id']}",
-        f"presentations         {ds.sizes['stimulus_presentations_id']}",
-        f"eye tracking frames   {ds.sizes.get('eye_frame', 0)}",
-        f"licks / rewards       {ds.sizes['lick']} / {ds.sizes['reward']}",
+        f"trials                {sizes['trials_id']}",
+        f"presentations         {sizes['stimulus_presentations_id']}",
+        f"eye tracking frames   {sizes.get('eye_frame', 0)}",
+        f"licks / rewards       {sizes['lick']} / {sizes['reward']}",
         f"file layout           {a.get('nwb_layout')}",
         f"missing               {', '.join(missing) if missing else 'nothing'}",
     ]
     return "\n".join(lines)
+
+
+def _facts(ds: object) -> dict[str, Any]:
+    """What :func:`summary` prints of a session Dataset: its attributes, ``sizes``,
+    ``n_valid_cells``, ``duration_s`` and ``missing``."""
+    import xarray as xr
+
+    assert isinstance(ds, xr.Dataset)
+    facts: dict[str, Any] = dict(ds.attrs)
+    imaging = facts.get("session_kind", "behavior_ophys") == "behavior_ophys"
+    time = ds["time" if imaging else "stimulus_timestamps"].values
+    facts["duration_s"] = float(time[-1] - time[0]) if time.size else 0.0
+    facts["missing"] = facts.get("ophys_xr_missing", "").split()
+    facts["sizes"] = dict(ds.sizes)
+    if imaging:
+        facts["n_valid_cells"] = int(ds["valid_roi"].values.sum())
+    return facts
 
 
 @app.command()
@@ -158,12 +175,23 @@ def info(
 ) -> None:
     """Print the session summary (ids, cre line, cells, duration, what is missing).
 
-    Reads metadata only, never the traces.
+    Reads metadata only, never the traces; an NWB file is read with h5py alone (no
+    xarray, no dask), a store is opened as a Dataset.
     """
-    from ophys_xr.io import open_session
+    from ophys_xr.formats import as_source, format_of
 
-    with _reporting(), open_session(path, exclude_invalid_rois=not include_invalid_rois) as ds:
-        typer.echo(summary(ds))
+    with _reporting():
+        source = as_source(path)
+        if format_of(source).name == "nwb":
+            from ophys_xr.backends.nwb_metadata import read_nwb_summary
+
+            facts = read_nwb_summary(source, exclude_invalid_rois=not include_invalid_rois)
+            typer.echo(summary(facts))
+            return
+        from ophys_xr.io import open_session
+
+        with open_session(source, exclude_invalid_rois=not include_invalid_rois) as ds:
+            typer.echo(summary(ds))
 
 
 @app.command()

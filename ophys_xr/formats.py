@@ -17,13 +17,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import xarray as xr
+from typing import TYPE_CHECKING, Any
 
 from ophys_xr._options import SessionOptions
 from ophys_xr.exceptions import OptionError, SchemaError
-from ophys_xr.model import apply_session_options
+
+if TYPE_CHECKING:  # xarray is imported by the readers: read_metadata of NWB needs h5py only
+    import xarray as xr
 
 __all__ = ["FORMATS", "Format", "as_source", "format_of", "is_url", "open_source", "read_metadata",
            "unwrap_source"]
@@ -132,7 +132,7 @@ def _read_nwb(source: Source, options: SessionOptions, **kwargs: Any) -> xr.Data
 
 
 def _nwb_metadata(path: Source, **kwargs: Any) -> dict[str, Any]:
-    from ophys_xr.backends.nwb import read_nwb_metadata
+    from ophys_xr.backends.nwb_metadata import read_nwb_metadata
 
     return read_nwb_metadata(path, **kwargs)
 
@@ -240,6 +240,8 @@ def open_source(source: Source, options: SessionOptions, *, engine: str | None =
     xarray.Dataset
         The session Dataset; closing it closes the source.
     """
+    from ophys_xr.model import apply_session_options
+
     fmt, target = _resolve(source, engine, kwargs)
     try:
         raw = fmt.read(target, options, **kwargs)
