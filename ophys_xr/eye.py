@@ -84,16 +84,18 @@ def blink_filter(
         dask_gufunc_kwargs={"allow_rechunk": True},
         kwargs={"z": float(z_threshold), "d": int(dilation_frames)},
     )
-    blink.attrs = SPECS["likely_blink"].attrs()
-    not_blink = ~blink
-    updates: dict[str, xr.DataArray] = {"likely_blink": blink}
+    # masked as xarray Variables (one eye_frame dimension, nothing to align): the same
+    # where as on DataArrays, without their coordinate handling, then one assign
+    not_blink = ~blink.variable
+    updates: dict[str, xr.Variable] = {"likely_blink": blink.variable.copy(deep=False)}
     for part in ("cr", "eye", "pupil"):
-        updates[f"{part}_area"] = ds[f"{part}_area_raw"].where(not_blink)
+        updates[f"{part}_area"] = ds[f"{part}_area_raw"].variable.where(not_blink)
     for name in BLINK_MASKED:
         if not name.endswith("_area"):
-            updates[name] = ds[name].where(not_blink)
+            updates[name] = ds[name].variable.where(not_blink)
     for name, value in updates.items():
         value.attrs = SPECS[name].attrs()
+        value.encoding = {}
     out = ds.assign(updates)
     out.attrs["eye_tracking_z_threshold"] = float(z_threshold)
     out.attrs["eye_tracking_dilation_frames"] = int(dilation_frames)
