@@ -180,32 +180,84 @@ def _strings(values: np.ndarray, index: pd.Index, *, empty_as_nan: bool = False)
 def _rows_by_cell(*arrays: xr.DataArray) -> list[np.ndarray]:
     """(time, cell) trace matrices as C-ordered (cell, time) float64 arrays.
 
-    Dask input is computed block by block, written straight into the results, so the peak
-    memory is the results plus one block.  An array read straight from its file goes in
-    pieces of about ``_PIECE_BYTES`` (:func:`_read_straight`); any other
-    (``filtered_events``, a selection of cells) goes a whole dask block at a time, as a
-    piece of such a block would recompute all of it.  Arrays of the same chunks are
-    computed together, so a block they derive from (``events`` for ``filtered_events``)
-    is read once.
+    Dask input is computed in one ``dask.array.store``: each piece is written straight into
+    the results (transposed in tiles) as soon as it is computed, then dropped, so the peak
+    memory is the results plus the pieces in flight (one with the synchronous scheduler).
+    An array read straight from its file goes in pieces of about ``_PIECE_BYTES``
+    (:func:`_read_straight`); any other (``filtered_events``, a selection of cells) goes a
+    whole dask block at a time, as a piece of such a block would recompute all of it.
+    Arrays of the same chunks are computed together, so a block they derive from
+    (``events`` for ``filtered_events``) is read once.  With no scheduler configured and
+    ``distributed`` not imported, dask's synchronous scheduler is named
+    (:func:`_local_scheduler`).
     """
-    import dask
+    import dask.array as da
 
-    datas = [da.transpose("time", CELL).data for da in arrays]
+    from ophys_xr._compute.eventlocked import copy_tiled
+
+    datas = [a.transpose("time", CELL).data for a in arrays]
     outs = [np.empty(d.shape[::-1], dtype=np.float64) for d in datas]
     groups: dict[tuple, list[tuple[Any, np.ndarray]]] = {}
     for data, out in zip(datas, outs, strict=True):
         if getattr(data, "chunks", None) is None:
-            out[...] = np.asarray(data).T
+            copy_tiled(out, np.asarray(data).T)
         else:
             groups.setdefault(data.chunks, []).append((data, out))
+    sources: list[Any] = []
+    targets: list[Any] = []
+    regions: list[tuple[slice, slice]] = []
     for chunks, members in groups.items():
         piece_bytes = _PIECE_BYTES if len(members) == 1 and _read_straight(members[0][0]) \
             else None
         for t, c in _pieces(chunks, piece_bytes):
-            blocks = dask.compute(*(data[t, c] for data, _ in members))
-            for (_, out), block in zip(members, blocks, strict=True):
-                out[c, t] = np.asarray(block).T
+            for data, out in members:
+                sources.append(data[t, c])
+                targets.append(_IntoRows(out))
+                regions.append((t, c))
+    if sources:  # one compute: each piece is written as soon as it is read, then dropped
+        da.store(sources, targets, regions=regions, lock=False, scheduler=_local_scheduler())
     return outs
+
+
+class _IntoRows:
+    """``dask.array.store`` target: (time, cell) pieces written into a (cell, time) array."""
+
+    def __init__(self, out: np.ndarray) -> None:
+        self.out = out
+        self.shape = out.shape[::-1]
+        self.dtype = out.dtype
+        self.ndim = out.ndim
+        self.token = uuid.uuid4().hex
+
+    def __dask_tokenize__(self) -> object:
+        return ("_IntoRows", self.token)  # not the contents: dask would hash them per piece
+
+    def __setitem__(self, key: tuple[slice, slice], value: Any) -> None:
+        from ophys_xr._compute.eventlocked import copy_tiled
+
+        t, c = key
+        copy_tiled(self.out[c, t], np.asarray(value, dtype=np.float64).T)
+
+
+def _local_scheduler() -> Any:
+    """dask's synchronous scheduler when no distributed client can exist, else None (dask
+    picks).
+
+    Without a scheduler, every ``dask.compute`` looks for a distributed client, which
+    imports ``distributed`` (0.2-0.7 s, once per process) even when nothing could have
+    started one: not imported, and no scheduler configured.  Synchronous: the pieces are
+    read one after the other (as when each was its own compute), so one is in memory at a
+    time; two threads read no faster (measured on the hour-long session).
+    """
+    import sys
+
+    import dask
+
+    if "distributed" in sys.modules or dask.config.get("scheduler", None) is not None:
+        return None
+    import dask.local
+
+    return dask.local.get_sync
 
 
 def _read_straight(data: Any) -> bool:

@@ -16,7 +16,9 @@ visual_behavior_analysis (VBA) ``get_trials_response_xr`` — and each docstring
 with the few places where ophys_xr does something else on purpose.  The cube is built in
 one vectorised gather (indices and weights computed once for all events, then applied to
 all cells at once, :func:`ophys_xr._compute.eventlocked_responses`); on dask input it is
-lazy, one task per block of cells with the whole time axis in each block.
+lazy: one task that reads every block of the trace once and computes the whole result
+(single chunks) when the trace and the cube fit in :data:`MAX_RESPONSE_BYTES`, else one task
+per block of cells with the whole time axis in each block.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 import xarray as xr
 
 from ophys_xr import _compute, _options
+from ophys_xr._compute.eventlocked import copy_tiled
 from ophys_xr.exceptions import MissingDataError, OptionError, SchemaError
 from ophys_xr.metrics import (
     fraction_significant_responses,
@@ -76,7 +79,7 @@ _TIME_EVENT_SOURCES: dict[str, tuple[str, str]] = {
 _TRIAL_FLAGS = ("go", "catch", "hit", "miss", "false_alarm", "correct_reject", "aborted",
                 "auto_rewarded")
 _TRIAL_VALUES = ("change_time", "response_latency")
-#: Target size of one output block of the cube on dask input.
+#: Target size of one output block of the cube on dask input too large for one task.
 _BLOCK_BYTES = 64 * 2**20
 
 
@@ -463,6 +466,9 @@ def _shuffle_starts(ds: xr.Dataset, tr: _Trace, n_frames: int, params: _Params
 #: Largest in-memory part of a response computation: the sampling plan (events × offsets;
 #: 24 bytes each when interpolating) and, for data in memory, the cube itself.
 MAX_RESPONSE_BYTES = 4 * 2**30
+#: A dask trace whose samples and cube fit in this many bytes is computed as one task
+#: (:func:`_one_task`); a larger one in blocks of cells of about :data:`_BLOCK_BYTES`.
+_ONE_TASK_BYTES = MAX_RESPONSE_BYTES
 
 
 def _check_size(tr: _Trace, ev: _Events, params: _Params, rate: float) -> None:
@@ -484,6 +490,70 @@ def _check_size(tr: _Trace, ev: _Events, params: _Params, rate: float) -> None:
             "sampling_rate or fewer events (select presentations or trials first)"
         )
         raise OptionError(msg)
+
+
+def _one_task(x: Any, **kernel: Any) -> tuple[Any, ...]:
+    """The outputs of :func:`~ophys_xr._compute.eventlocked_responses` on the dask array
+    ``x`` (..., time) as one task over all its blocks, each output one chunk (lazy).
+
+    The task reads every block once, copies them into one time-major array (only the
+    samples the plan uses when it uses few of them and no p-value is asked) and runs the
+    kernel on it: no rechunking, no block of the cube copied into another.
+    """
+    import dask
+    import dask.array as dsa
+    from dask.base import tokenize
+
+    first = kernel["first"]
+    n_out = 3 if kernel["starts"] is None else 4
+    lead = tuple(x.shape[:-1])
+    name = "eventlocked-" + tokenize(x.name, *(kernel[k] for k in sorted(kernel)))
+    blocks = x.to_delayed().tolist()
+    task = dask.delayed(_block_responses, nout=n_out)(blocks, x.chunks, dask_key_name=name,
+                                                      **kernel)
+    shapes = [(*lead, *first.shape)] + [(*lead, first.shape[0])] * (n_out - 1)
+    return tuple(
+        dsa.from_delayed(task[i], shape, dtype=np.float64,
+                         meta=np.empty((0,) * len(shape), dtype=np.float64))
+        for i, shape in enumerate(shapes)
+    )
+
+
+def _block_responses(blocks: Any, chunks: tuple[tuple[int, ...], ...], **kernel: Any
+                     ) -> tuple[np.ndarray, ...]:
+    """:func:`~ophys_xr._compute.eventlocked_responses` on the trace made of ``blocks``
+    (the nested list of a (..., time) dask array's blocks, ``chunks`` its chunks)."""
+    one_row = len(chunks) == 1  # a trace without cells
+    row_chunks, time_chunks = ((1,), chunks[0]) if one_row else chunks
+    if one_row:
+        blocks = [blocks]
+    n_time = sum(time_chunks)
+    first, second = kernel["first"], kernel["second"]
+    keep = None
+    if kernel["starts"] is None and 2 * first.size < n_time:  # few samples used
+        used = first if second is None else np.concatenate([first.ravel(), second.ravel()])
+        keep = np.unique(used[used >= 0])
+        kernel = {**kernel, "first": _renumber(first, keep),
+                  "second": None if second is None else _renumber(second, keep)}
+    samples = np.empty((n_time if keep is None else keep.size, sum(row_chunks)))
+    r0 = 0
+    for row_blocks, n_rows in zip(blocks, row_chunks, strict=True):
+        t0 = 0
+        for block, n in zip(row_blocks, time_chunks, strict=True):
+            src = np.asarray(block, dtype=np.float64).reshape(n_rows, n).T  # (time, rows)
+            if keep is None:
+                copy_tiled(samples[t0:t0 + n, r0:r0 + n_rows], src)
+            else:
+                lo, hi = np.searchsorted(keep, (t0, t0 + n))
+                samples[lo:hi, r0:r0 + n_rows] = src[keep[lo:hi] - t0]
+            t0 += n
+        r0 += n_rows
+    return _compute.eventlocked_responses(samples[:, 0] if one_row else samples.T, **kernel)
+
+
+def _renumber(index: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Sample indices (-1 = missing) as positions in the sorted samples ``keep``."""
+    return np.where(index >= 0, np.searchsorted(keep, index), -1)
 
 
 def _response(ds: xr.Dataset, tr: _Trace, ev: _Events, params: _Params) -> xr.Dataset:
@@ -518,24 +588,31 @@ def _response(ds: xr.Dataset, tr: _Trace, ev: _Events, params: _Params) -> xr.Da
 
     da = tr.data
     n_events, n_offsets = first.shape
-    if da.chunks is not None:  # whole trace per block; blocks of cells (coords stay numpy)
-        chunks: dict[int, int] = {da.get_axis_num(tr.clock): -1}
-        if CELL in da.dims:
-            per_block = max(1, _BLOCK_BYTES // (8 * n_events * n_offsets))
-            chunks[da.get_axis_num(CELL)] = min(per_block, max(1, da.sizes[CELL]))
-        da = da.copy(data=da.data.rechunk(chunks))
     n_out = 4 if starts is not None else 3
-    outputs = xr.apply_ufunc(
-        _compute.eventlocked_responses, da,
-        input_core_dims=[[tr.clock]],
-        output_core_dims=[[ev.dim, TREL], [ev.dim], [ev.dim], [ev.dim]][:n_out],
-        dask="parallelized",
-        output_dtypes=[np.float64] * n_out,
-        dask_gufunc_kwargs={"output_sizes": {ev.dim: n_events, TREL: n_offsets}},
-        kwargs={"first": first, "second": second, "weight": weight, "response": response,
-                "baseline": baseline, "starts": starts, "n_frames": n_frames},
-        keep_attrs=False,
-    )
+    core: dict[str, Any] = {
+        "input_core_dims": [[tr.clock]],
+        "output_core_dims": [[ev.dim, TREL], [ev.dim], [ev.dim], [ev.dim]][:n_out],
+        "kwargs": {"first": first, "second": second, "weight": weight, "response": response,
+                   "baseline": baseline, "starts": starts, "n_frames": n_frames},
+        "keep_attrs": False,
+    }
+    n_rows = math.prod(n for d, n in da.sizes.items() if d != tr.clock)
+    if da.chunks is not None and 8 * n_rows * (
+            da.sizes[tr.clock] + n_events * n_offsets) <= _ONE_TASK_BYTES:
+        outputs = xr.apply_ufunc(_one_task, da, dask="allowed", **core)
+    else:
+        if da.chunks is not None:  # whole trace per block; blocks of cells (coords stay numpy)
+            chunks: dict[int, int] = {da.get_axis_num(tr.clock): -1}
+            if CELL in da.dims:
+                per_block = max(1, _BLOCK_BYTES // (8 * n_events * n_offsets))
+                chunks[da.get_axis_num(CELL)] = min(per_block, max(1, da.sizes[CELL]))
+            # method="tasks": dask's default would import distributed to look for a client
+            da = da.copy(data=da.data.rechunk(chunks, method="tasks"))
+        outputs = xr.apply_ufunc(
+            _compute.eventlocked_responses, da, dask="parallelized",
+            output_dtypes=[np.float64] * n_out,
+            dask_gufunc_kwargs={"output_sizes": {ev.dim: n_events, TREL: n_offsets}}, **core,
+        )
     units = {"units": str(tr.data.attrs["units"])} if tr.data.attrs.get("units") else {}
     variables = {
         "eventlocked_traces": outputs[0].assign_attrs(
@@ -676,8 +753,10 @@ def stimulus_response(
         ``baseline_window``, ``interpolate`` (1/0), ``sampling_rate`` (of the grid, Hz),
         ``data_sampling_rate``, and with p-values ``p_value_n_shuffles``,
         ``p_value_n_frames``, ``gray_screen_interval`` (s), ``p_value_seed``.  Lazy on dask
-        input: one task per block of cells (each with the whole trace); nothing is computed
-        by this call.
+        input, nothing is computed by this call: when the trace (all its samples) and the
+        cube fit in :data:`MAX_RESPONSE_BYTES` together, one task reads every block of the
+        trace once and computes every variable (one chunk each); larger ones are one task
+        per block of cells (each with the whole trace).
 
     Raises
     ------

@@ -14,6 +14,9 @@ from __future__ import annotations
 import datetime
 import json
 import shutil
+import subprocess
+import sys
+import textwrap
 import uuid
 
 import h5py
@@ -356,6 +359,35 @@ def test_blocked_read_equals_whole_read(tiny_path) -> None:
         events = BehaviorOphysSession(ds).events
         np.testing.assert_array_equal(np.stack(events.filtered_events.to_list()),
                                       ds.filtered_events.values.T)
+
+
+def test_trace_tables_are_one_compute_in_pieces(tiny_path) -> None:
+    with ophys_xr.open_session(tiny_path, chunks={"time": 100}) as ds:  # 39 blocks
+        with raise_if_dask_computes(max_computes=1):
+            dff = BehaviorOphysSession(ds).dff_traces
+        with raise_if_dask_computes(max_computes=100) as counter:
+            events = BehaviorOphysSession(ds).events
+        # events and filtered_events in one compute; lambda, noise_std, cell_roi_id each one
+        assert counter.total_computes <= 4
+        np.testing.assert_array_equal(np.stack(dff.dff.to_list()), ds.dff.values.T)
+        np.testing.assert_array_equal(np.stack(events.filtered_events.to_list()),
+                                      ds.filtered_events.values.T)
+    assert all(r.flags.c_contiguous for r in dff.dff)
+
+
+def test_trace_tables_import_no_distributed(tiny_path) -> None:
+    """Without a scheduler, ``dask.compute`` imports distributed to look for a client
+    (0.2-0.7 s); none can exist when it is not imported and no scheduler is configured."""
+    code = textwrap.dedent(f"""
+        import sys
+        from ophys_xr.compat import BehaviorOphysSession
+        with BehaviorOphysSession.from_nwb_path({str(tiny_path)!r}) as session:
+            session.dff_traces, session.events, session.corrected_fluorescence_traces
+        assert 'distributed' not in sys.modules, 'distributed imported'
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 # ---------------------------------------------------------------------------------------

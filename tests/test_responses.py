@@ -10,6 +10,9 @@ metrics (visual_behavior_analysis ``cell_metrics``) are tested in ``test_metrics
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -469,7 +472,8 @@ def test_accessor_forwards(sim: xr.Dataset) -> None:
 @pytest.mark.parametrize("block_bytes", [None, 1])
 def test_lazy_on_dask_and_equal_to_numpy(sim: xr.Dataset, sim_lazy: xr.Dataset,
                                          block_bytes: int | None, monkeypatch) -> None:
-    if block_bytes is not None:  # one cell per block
+    if block_bytes is not None:  # too large for one task: one cell per block
+        monkeypatch.setattr(ophys_xr.responses, "_ONE_TASK_BYTES", 0)
         monkeypatch.setattr(ophys_xr.responses, "_BLOCK_BYTES", block_bytes)
     with raise_if_dask_computes():
         lazy = sim_lazy.ophys.stimulus_response("dff", "images", p_value=True, n_shuffles=500)
@@ -492,6 +496,72 @@ def test_lazy_on_dask_and_equal_to_numpy(sim: xr.Dataset, sim_lazy: xr.Dataset,
     xr.testing.assert_identical(sparseness.compute(), eager.ophys.lifetime_sparseness())
     xr.testing.assert_identical(reliable.compute(), eager.ophys.reliability(by="image_name"))
     xr.testing.assert_identical(fraction.compute(), eager.ophys.fraction_significant_responses())
+
+
+class _CountingSource:
+    """A numpy array for ``dask.array.from_array`` that records every read (as a file)."""
+
+    def __init__(self, values: np.ndarray, reads: list) -> None:
+        self.values, self.reads = values, reads
+        self.shape, self.dtype, self.ndim = values.shape, values.dtype, values.ndim
+
+    def __getitem__(self, key):
+        self.reads.append(str(key))
+        return self.values[key]
+
+
+@pytest.mark.parametrize(("data", "event", "window", "p_value"), [
+    ("dff", "images", (-0.5, 0.75), False),  # the plan uses most samples: whole trace
+    ("dff", "changes", (-1.0, 1.0), False),  # few samples: only those are kept
+    ("dff", "changes", (-1.0, 1.0), True),  # p-values need the gray screen: whole trace
+    ("running_speed", "changes", (-1.0, 1.0), False),  # no cell dim
+    ("pupil_area", [30.0, 61.5, float("nan")], (-0.5, 0.75), False),
+])
+def test_a_dask_trace_that_fits_is_one_task_reading_each_block_once(
+        sim: xr.Dataset, data: str, event, window, p_value: bool) -> None:
+    import dask.array as dsa
+
+    reads: list = []
+    var = sim[data]
+    chunks = {"time": 500, "cell_specimen_id": 3, "stimulus_frame": 2000, "eye_frame": 3000}
+    source = dsa.from_array(_CountingSource(var.values, reads),
+                            chunks=tuple(chunks[str(d)] for d in var.dims))
+    lazy_ds = sim.assign({data: var.copy(data=source)})
+    kwargs = {"window": window, "response_window": 0.25, "baseline_window": 0.25,
+              "p_value": p_value, "n_shuffles": 200}
+    for interpolate in (True, False):
+        with raise_if_dask_computes():
+            lazy = ophys_xr.stimulus_response(lazy_ds, data, event, **kwargs,
+                                              interpolate=interpolate)
+        names = {str(key[0] if isinstance(key, tuple) else key)
+                 for key in lazy.eventlocked_traces.data.dask}
+        assert not [name for name in names if "rechunk" in name]
+        assert len([name for name in names if name.startswith("eventlocked-")]) == 1
+        assert {lazy[v].data.npartitions for v in lazy.data_vars} == {1}
+        reads.clear()
+        computed = lazy.compute()
+        assert len(reads) == source.npartitions == len(set(reads))  # each block read once
+        xr.testing.assert_identical(computed, ophys_xr.stimulus_response(
+            sim, data, event, **kwargs, interpolate=interpolate))
+
+
+def test_building_a_response_imports_no_distributed() -> None:
+    """dask's default rechunk method looks for a distributed client (0.2-0.7 s to import)."""
+    code = textwrap.dedent("""
+        import sys, dask, dask.array as dsa, ophys_xr
+        from ophys_xr.testing import simulate_session
+        import ophys_xr.responses as r
+        ds = simulate_session(n_cells=3, minutes=1.0, seed=0).load(scheduler=dask.get)
+        ds = ds.assign(dff=ds.dff.copy(data=dsa.from_array(ds.dff.values, chunks=(300, 2))))
+        assert 'distributed' not in sys.modules, 'imported before'
+        for one_task in (True, False):
+            r._ONE_TASK_BYTES = r.MAX_RESPONSE_BYTES if one_task else 0
+            ds.ophys.stimulus_response('dff', 'images')
+        assert 'distributed' not in sys.modules, 'distributed imported'
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
 
 
 def test_lazy_nwb_session(tiny_path) -> None:

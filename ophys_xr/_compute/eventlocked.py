@@ -18,6 +18,7 @@ from ophys_xr.exceptions import OptionError
 
 __all__ = [
     "GRAY_SCREEN_SECONDS",
+    "copy_tiled",
     "eventlocked_gather",
     "eventlocked_responses",
     "eventlocked_time_array",
@@ -41,6 +42,9 @@ GRAY_SCREEN_SECONDS = 240.0
 #: Output elements processed at once by :func:`eventlocked_gather` (about 512 kB: the
 #: temporaries stay in cache).
 _GATHER_ELEMENTS = 2**16
+#: Cube elements of the block of events that :func:`eventlocked_responses` gathers, then
+#: averages while it is still in cache (8 MB).
+_MEAN_BLOCK_ELEMENTS = 2**20
 
 
 def mean_sampling_rate(timestamps: np.ndarray) -> float:
@@ -279,7 +283,8 @@ def eventlocked_gather(
     Parameters
     ----------
     trace : numpy.ndarray
-        (..., n_time) with time last: one trace per row (e.g. (n_cells, n_time)).
+        (..., n_time) with time last: one trace per row (e.g. (n_cells, n_time)); any
+        memory layout, e.g. the transposed view of a C-ordered (n_time, n_cells) array.
     first : numpy.ndarray
         int (n_events, n_offsets) sample indices, -1 = missing.
     second, weight : numpy.ndarray, optional
@@ -290,39 +295,108 @@ def eventlocked_gather(
     -------
     numpy.ndarray
         float64 (..., n_events, n_offsets), C-ordered: ``y[first] + weight * (y[second] -
-        y[first])`` (NaN where missing, or where a sample used is NaN).  Each trace is
-        gathered on its own (it stays in cache) in pieces that keep temporaries small.
+        y[first])`` (NaN where missing, or where a sample used is NaN).  Rows stored one
+        after the other are gathered each on its own (it stays in cache); a time-major
+        trace (time the outer axis in memory, as a (time, cell) file is read) is gathered
+        whole samples (every row) at a time, without transposing it; any other layout is
+        copied to rows first (:func:`copy_tiled`).  The values are the same whatever the
+        path: every point is ``y0 + (y1 - y0) * w`` of the same samples.
     """
-    y = np.asarray(trace, dtype=np.float64)
-    if y.ndim == 0:
-        msg = "trace must have a time axis (last)"
-        raise ValueError(msg)
-    lead = y.shape[:-1]
-    rows = np.ascontiguousarray(y.reshape(-1, y.shape[-1]))
+    samples = _Samples(trace)
     first = np.asarray(first)
-    shape = first.shape
-    a = first.reshape(-1)
-    missing = a < 0
-    a = np.where(missing, 0, a)
-    b = None if second is None else np.where(missing, 0, np.asarray(second).reshape(-1))
-    w = None if weight is None else np.asarray(weight, dtype=np.float64).reshape(-1)
-    out = np.empty((rows.shape[0], a.size), dtype=np.float64)
-    if rows.shape[1] == 0 and a.size:
-        out.fill(np.nan)
-        return out.reshape(*lead, *shape)
+    out = np.empty((samples.n_rows, first.size), dtype=np.float64)
+    samples.gather_into(out, first, second, weight)
+    return out.reshape(*samples.lead, *first.shape)
+
+
+class _Samples:
+    """A trace (..., n_time) as rows (C-ordered (n_rows, n_time)) or as time-major samples
+    (C-ordered (n_time, n_rows)), whichever it is already (other layouts: copied to rows)."""
+
+    def __init__(self, trace: np.ndarray) -> None:
+        y = np.asarray(trace, dtype=np.float64)
+        if y.ndim == 0:
+            msg = "trace must have a time axis (last)"
+            raise ValueError(msg)
+        self.lead = y.shape[:-1]
+        self.n_time = y.shape[-1]
+        rows = y.reshape(-1, self.n_time)
+        self.n_rows = rows.shape[0]
+        self.time_major = not rows.flags.c_contiguous and rows.T.flags.c_contiguous
+        if not (self.time_major or rows.flags.c_contiguous):
+            rows = copy_tiled(np.empty(rows.shape, dtype=np.float64), rows)
+        self.data = rows.T if self.time_major else rows
+
+    def gather_into(self, out: np.ndarray, first: np.ndarray, second: np.ndarray | None,
+                    weight: np.ndarray | None) -> None:
+        """``out`` (n_rows, first.size) = the plan's points of every row (NaN: missing)."""
+        a = np.asarray(first).reshape(-1)
+        missing = a < 0
+        a = np.where(missing, 0, a)
+        b = None if second is None else np.where(missing, 0, np.asarray(second).reshape(-1))
+        w = None if weight is None else np.asarray(weight, dtype=np.float64).reshape(-1)
+        if self.n_time == 0:
+            out.fill(np.nan)
+            return
+        if self.time_major:
+            _gather_time_major(out, self.data, a, b, w)
+        else:
+            _gather_rows(out, self.data, a, b, w)
+        if missing.any():
+            out[:, missing] = np.nan
+
+
+def _gather_rows(out: np.ndarray, rows: np.ndarray, a: np.ndarray, b: np.ndarray | None,
+                 w: np.ndarray | None) -> None:
+    """Each row on its own (it stays in cache), a piece of the plan at a time."""
+    other = np.empty(min(a.size, _GATHER_ELEMENTS), dtype=np.float64)
     for row, out_row in zip(rows, out, strict=True):
         for s0 in range(0, a.size, _GATHER_ELEMENTS):
             s1 = min(a.size, s0 + _GATHER_ELEMENTS)
             o = out_row[s0:s1]
-            np.take(row, a[s0:s1], out=o)
+            np.take(row, a[s0:s1], out=o, mode="clip")  # indices are valid: no check
             if b is not None and w is not None:
-                y1 = np.take(row, b[s0:s1])
+                y1 = other[:s1 - s0]
+                np.take(row, b[s0:s1], out=y1, mode="clip")
                 y1 -= o
                 y1 *= w[s0:s1]
                 o += y1
-    if missing.any():
-        out[:, missing] = np.nan
-    return out.reshape(*lead, *shape)
+
+
+def _gather_time_major(out: np.ndarray, samples: np.ndarray, a: np.ndarray,
+                       b: np.ndarray | None, w: np.ndarray | None) -> None:
+    """Whole samples (every row) gathered a block of points at a time from C-ordered
+    (n_time, n_rows) ``samples``, each block transposed into ``out``."""
+    step = max(1, _GATHER_ELEMENTS // samples.shape[1])
+    for s0 in range(0, a.size, step):
+        s1 = min(a.size, s0 + step)
+        y0 = np.take(samples, a[s0:s1], axis=0, mode="clip")
+        if b is not None and w is not None:
+            y1 = np.take(samples, b[s0:s1], axis=0, mode="clip")
+            y1 -= y0
+            y1 *= w[s0:s1, np.newaxis]
+            y0 += y1
+        out[:, s0:s1] = y0.T
+
+
+#: Samples of every row copied at once by :func:`copy_tiled` (a tile of a few hundred
+#: rows stays in cache while it is transposed).
+_TILE = 256
+
+
+def copy_tiled(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """``dst[...] = src`` for 2-D arrays of one shape, a tile of columns at a time.
+
+    A transposing copy (``src`` a transposed view of a C-ordered array, ``dst`` C-ordered,
+    or the reverse) done in one piece walks one of them across memory a cache line per
+    element; tiles of :data:`_TILE` columns keep both in cache.  Returns ``dst``.
+    """
+    if dst.shape != src.shape or dst.ndim != 2:
+        msg = f"copy_tiled: shapes {dst.shape} and {src.shape} must be equal and 2-D"
+        raise ValueError(msg)
+    for c0 in range(0, src.shape[1], _TILE):
+        dst[:, c0:c0 + _TILE] = src[:, c0:c0 + _TILE]
+    return dst
 
 
 def window_slice(grid: np.ndarray, lo: float, hi: float, what: str) -> slice:
@@ -492,10 +566,12 @@ def eventlocked_responses(
 ) -> tuple[np.ndarray, ...]:
     """Event-locked traces, window means and shuffle p-values of a block of traces.
 
-    The block kernel of ``ophys_xr.stimulus_response`` / ``trial_response`` (called through
-    ``xarray.apply_ufunc``, once per block of cells): :func:`eventlocked_gather` with the
-    plan, :func:`window_mean` over the response and the baseline points, and with
-    ``starts`` :func:`gray_screen_null_means` and :func:`shuffle_p_values`.
+    The kernel of ``ophys_xr.stimulus_response`` / ``trial_response`` (called on the whole
+    trace, or through ``xarray.apply_ufunc`` once per block of cells): the gather of
+    :func:`eventlocked_gather` with the plan and :func:`window_mean` over the response and
+    the baseline points, a block of events at a time (its means taken while it is in
+    cache), and with ``starts`` :func:`gray_screen_null_means` and
+    :func:`shuffle_p_values`.
 
     Parameters
     ----------
@@ -521,10 +597,27 @@ def eventlocked_responses(
         the cube is (..., n_events, n_offsets), C-ordered so that dask joins the blocks
         with plain copies; the others are (..., n_events).
     """
-    cube = eventlocked_gather(x, first, second, weight)
-    mean_response = window_mean(cube, response, axis=-1)
-    mean_baseline = window_mean(cube, baseline, axis=-1)
-    out = [cube, mean_response, mean_baseline]
+    samples = _Samples(x)
+    first = np.asarray(first)
+    n_events, n_offsets = first.shape
+    cube = np.empty((samples.n_rows, n_events * n_offsets), dtype=np.float64)
+    mean_response = np.empty((samples.n_rows, n_events), dtype=np.float64)
+    mean_baseline = np.empty((samples.n_rows, n_events), dtype=np.float64)
+    # a block of events at a time: its means are taken while it is in cache
+    step = max(1, _MEAN_BLOCK_ELEMENTS // max(1, samples.n_rows * n_offsets))
+    for e0 in range(0, n_events, step):
+        e1 = min(n_events, e0 + step)
+        block = cube[:, e0 * n_offsets:e1 * n_offsets]
+        samples.gather_into(block, first[e0:e1],
+                            None if second is None else np.asarray(second)[e0:e1],
+                            None if weight is None else np.asarray(weight)[e0:e1])
+        events = block.reshape(samples.n_rows, e1 - e0, n_offsets)
+        mean_response[:, e0:e1] = window_mean(events, response, axis=-1)
+        mean_baseline[:, e0:e1] = window_mean(events, baseline, axis=-1)
+    lead = samples.lead
+    out = [cube.reshape(*lead, n_events, n_offsets), mean_response.reshape(*lead, n_events),
+           mean_baseline.reshape(*lead, n_events)]
+    mean_response = out[1]
     if starts is not None:
         null = gray_screen_null_means(np.moveaxis(x, -1, 0), starts, n_frames)
         p = shuffle_p_values(np.moveaxis(mean_response, -1, 0), null)
