@@ -230,6 +230,15 @@ def _must_be_written(name: str, var: xr.Variable, raw: xr.Dataset, required: set
     return name in raw.coords or (name in required and bool(set(var.dims) & _SAMPLED_DIMS))
 
 
+def _may_be_one_fill_value(name: str, array: Any, raw: xr.Dataset) -> bool:
+    """Whether the chunks of an integer dimension coordinate hold one label each, which may
+    be the fill value (``trials_id == [0]``: xarray leaves that chunk out).  Labels are
+    unique, so a chunk of two or more can never be all fill values."""
+    if name not in raw.dims or array.dtype.kind not in "iu" or array.ndim != 1:
+        return False
+    return min(int(array.chunks[0]), int(array.shape[0])) < 2
+
+
 def _missing_chunks(path: Path, raw: xr.Dataset) -> list[str]:
     """Arrays of a store without manifest that lack chunks (:func:`_must_be_written`)."""
     import zarr
@@ -241,7 +250,9 @@ def _missing_chunks(path: Path, raw: xr.Dataset) -> list[str]:
         if not _must_be_written(str(name), var, raw, required):
             continue
         array = group.get(str(name))
-        if isinstance(array, zarr.Array) and array.nchunks_initialized < array.nchunks:
+        if not isinstance(array, zarr.Array) or _may_be_one_fill_value(str(name), array, raw):
+            continue
+        if array.nchunks_initialized < array.nchunks:
             missing = array.nchunks - array.nchunks_initialized
             problems.append(f"{name}: {missing} of {array.nchunks} chunks missing")
     return problems
@@ -418,7 +429,9 @@ def _open_raw(p: Path, engine: str) -> xr.Dataset:
             raw.close()
             msg = (f"{str(p)!r} is incomplete or damaged: {'; '.join(missing)}. It has no "
                    f"{MANIFEST} (written by plain ds.to_zarr, or still being written): wait "
-                   "for the write to finish, or write it again with ophys_xr.to_zarr")
+                   "for the write to finish, or write it again with ophys_xr.to_zarr (plain "
+                   "ds.to_zarr leaves out chunks of fill values, e.g. a valid_roi that is all "
+                   "False, which cannot be told from lost ones)")
             raise InvalidSessionFileError(msg)
     return raw
 
