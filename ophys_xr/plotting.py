@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from ophys_xr import behavior, cells
-from ophys_xr.exceptions import MissingDataError, OptionError, SchemaError
+from ophys_xr.exceptions import MissingDataError, MissingDependencyError, OptionError, SchemaError
 from ophys_xr.variables import CELL_DIM, validate
 
 if TYPE_CHECKING:
@@ -68,12 +68,12 @@ _ROLLING_PLOTTED = ("hit_rate", "false_alarm_rate", "rolling_dprime", "reward_ra
 def _pyplot() -> Any:
     try:
         import matplotlib.pyplot as plt
-    except ImportError as err:  # pragma: no cover - matplotlib is a test dependency
+    except ImportError as err:
         msg = (
             "ophys_xr.plotting needs matplotlib, which is not installed; install it with "
             "`pip install \"ophys_xr[plot]\"` (or `pip install matplotlib`)"
         )
-        raise ImportError(msg) from err
+        raise MissingDependencyError(msg) from err
     return plt
 
 

@@ -186,12 +186,10 @@ def test_to_pynapple_without_pynapple_names_the_extra(tiny_path, monkeypatch) ->
         ds.ophys.to_pynapple()
 
 
-@pytest.mark.xfail(reason="ophys_xr/plotting.py:_pyplot raises a plain ImportError (it names the "
-                   "extra); it should raise MissingDependencyError")
 def test_plotting_without_matplotlib_names_the_extra(tiny_path, monkeypatch) -> None:
     for name in ("matplotlib", "matplotlib.pyplot"):
         monkeypatch.setitem(sys.modules, name, None)
     with ophys_xr.open_session(tiny_path) as ds, pytest.raises(
         ophys_xr.MissingDependencyError, match=r"ophys_xr\[plot\]"
     ):
-        ds.ophys.plot_dff_heatmap(time=(0, 10))
+        ds.ophys.plot_dff_heatmap(time=(20, 30))
