@@ -32,7 +32,7 @@ import numpy as np
 import xarray as xr
 
 from ophys_xr import _compute, _options
-from ophys_xr._compute.eventlocked import copy_tiled
+from ophys_xr._compute.eventlocked import TimePieces, copy_tiled
 from ophys_xr.exceptions import MissingDataError, OptionError, SchemaError
 from ophys_xr.metrics import (
     fraction_significant_responses,
@@ -496,9 +496,10 @@ def _one_task(x: Any, **kernel: Any) -> tuple[Any, ...]:
     """The outputs of :func:`~ophys_xr._compute.eventlocked_responses` on the dask array
     ``x`` (..., time) as one task over all its blocks, each output one chunk (lazy).
 
-    The task reads every block once, copies them into one time-major array (only the
-    samples the plan uses when it uses few of them and no p-value is asked) and runs the
-    kernel on it: no rechunking, no block of the cube copied into another.
+    The task reads every block once and runs the kernel on them: the blocks along time of
+    a trace by cell as they are (:class:`~ophys_xr._compute.eventlocked.TimePieces`), else
+    copied into one time-major array (only the samples the plan uses when it uses few of
+    them and no p-value is asked); no rechunking, no block of the cube copied into another.
     """
     import dask
     import dask.array as dsa
@@ -535,6 +536,11 @@ def _block_responses(blocks: Any, chunks: tuple[tuple[int, ...], ...], **kernel:
         keep = np.unique(used[used >= 0])
         kernel = {**kernel, "first": _renumber(first, keep),
                   "second": None if second is None else _renumber(second, keep)}
+    if keep is None and kernel["starts"] is None and not one_row and len(row_chunks) == 1:
+        # the blocks of a (time, cell) file as read: gathered from, not joined
+        pieces = [np.asarray(block, dtype=np.float64).reshape(row_chunks[0], n).T
+                  for block, n in zip(blocks[0], time_chunks, strict=True)]
+        return _compute.eventlocked_responses(TimePieces(pieces), **kernel)
     samples = np.empty((n_time if keep is None else keep.size, sum(row_chunks)))
     r0 = 0
     for row_blocks, n_rows in zip(blocks, row_chunks, strict=True):

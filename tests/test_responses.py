@@ -9,6 +9,7 @@ metrics (visual_behavior_analysis ``cell_metrics``) are tested in ``test_metrics
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from _dask import raise_if_dask_computes
 
 import ophys_xr
 from ophys_xr import _compute as C
+from ophys_xr._compute.eventlocked import TimePieces
 from ophys_xr.exceptions import MissingDataError, OptionError, SchemaError
 from ophys_xr.testing import simulate_session
 
@@ -236,6 +238,42 @@ def test_events_at_the_session_edges_are_nan_padded() -> None:
     idx = C.index_of_nearest_value(ts, events[:2])[:, None] + np.arange(start, stop)
     np.testing.assert_array_equal(np.isnan(near[1, :2]), (idx < 0) | (idx >= ts.size))
     assert np.isnan(near[:, 2:]).all()
+
+
+@pytest.mark.parametrize("interpolate", [True, False])
+def test_every_layout_of_the_trace_gives_the_same_responses(interpolate: bool) -> None:
+    """Rows, time-major (a (time, cell) file read), other strides, and time-major pieces
+    (blocks as read, some one sample long, windows across them): identical results."""
+    ts, traces, events = _irregular(n_cells=6)
+    events = np.concatenate([[ts[0] - 0.3, ts[0] + 0.1], events, [ts[-1] - 0.2, np.nan]])
+    grid = C.eventlocked_time_array(-0.5, 0.75, 30.0)
+    if interpolate:
+        plan = dict(zip(("first", "second", "weight"),
+                        C.interpolation_plan(ts, events, grid, (-0.5, 0.75)), strict=True))
+    else:
+        rate = C.mean_sampling_rate(ts)
+        start, stop = C.nearest_window_offsets(-0.5, 0.75, rate)
+        plan = {"first": C.nearest_plan(ts, events, start, stop, rate), "second": None,
+                "weight": None}
+    kwargs = {**plan, "response": C.window_slice(grid, 0.0, 0.5, "response"),
+              "baseline": C.window_slice(grid, -0.5, 0.0, "baseline"), "starts": None,
+              "n_frames": 0}
+    rows = np.ascontiguousarray(traces.T)
+    reference = C.eventlocked_responses(rows, **kwargs)
+    assert np.isnan(reference[0]).any()  # events at the edges
+    assert not np.isnan(reference[0]).all()
+    bounds = [0, 1, 2, 700, 701, 1500, 3999, 4000]
+    layouts = {
+        "time-major": traces.T,
+        "strided": np.asfortranarray(np.repeat(traces, 2, axis=1))[:, ::2].T,
+        "pieces": TimePieces([traces[a:b] for a, b in itertools.pairwise(bounds)]),
+    }
+    for name, x in layouts.items():
+        for got, want in zip(C.eventlocked_responses(x, **kwargs), reference, strict=True):
+            np.testing.assert_array_equal(got, want, err_msg=name)
+            assert got.flags.c_contiguous
+    np.testing.assert_array_equal(C.eventlocked_gather(traces.T, plan["first"], plan["second"],
+                                                       plan["weight"]), reference[0])
 
 
 def test_window_mean_skips_nan_without_warnings() -> None:
@@ -523,7 +561,8 @@ def test_a_dask_trace_that_fits_is_one_task_reading_each_block_once(
 
     reads: list = []
     var = sim[data]
-    chunks = {"time": 500, "cell_specimen_id": 3, "stimulus_frame": 2000, "eye_frame": 3000}
+    chunks = {"time": 500, "cell_specimen_id": 3 if p_value else -1, "stimulus_frame": 2000,
+              "eye_frame": 3000}  # all cells in one chunk: the blocks are gathered from
     source = dsa.from_array(_CountingSource(var.values, reads),
                             chunks=tuple(chunks[str(d)] for d in var.dims))
     lazy_ds = sim.assign({data: var.copy(data=source)})

@@ -8,7 +8,7 @@ says so.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from ophys_xr.exceptions import OptionError
 
 __all__ = [
     "GRAY_SCREEN_SECONDS",
+    "TimePieces",
     "copy_tiled",
     "eventlocked_gather",
     "eventlocked_responses",
@@ -309,11 +310,31 @@ def eventlocked_gather(
     return out.reshape(*samples.lead, *first.shape)
 
 
+class TimePieces(NamedTuple):
+    """A time-major (n_time, n_rows) trace as consecutive C-ordered pieces along time (the
+    blocks of a (time, cell) file as read), gathered from without joining them."""
+
+    pieces: list[np.ndarray]
+
+
 class _Samples:
     """A trace (..., n_time) as rows (C-ordered (n_rows, n_time)) or as time-major samples
-    (C-ordered (n_time, n_rows)), whichever it is already (other layouts: copied to rows)."""
+    (C-ordered (n_time, n_rows), or :class:`TimePieces` of them), whichever it is already
+    (other layouts: copied to rows)."""
 
-    def __init__(self, trace: np.ndarray) -> None:
+    def __init__(self, trace: np.ndarray | TimePieces) -> None:
+        if isinstance(trace, TimePieces):
+            pieces = [np.ascontiguousarray(p, dtype=np.float64) for p in trace.pieces]
+            if not pieces or any(p.ndim != 2 or p.shape[1] != pieces[0].shape[1]
+                                 for p in pieces):
+                msg = "TimePieces must hold 2-D (n_time_k, n_rows) pieces of one n_rows"
+                raise ValueError(msg)
+            self.n_rows = pieces[0].shape[1]
+            self.lead: tuple[int, ...] = (self.n_rows,)
+            self.n_time = sum(p.shape[0] for p in pieces)
+            self.time_major = True
+            self.data: np.ndarray | list[np.ndarray] = pieces
+            return
         y = np.asarray(trace, dtype=np.float64)
         if y.ndim == 0:
             msg = "trace must have a time axis (last)"
@@ -325,20 +346,25 @@ class _Samples:
         self.time_major = not rows.flags.c_contiguous and rows.T.flags.c_contiguous
         if not (self.time_major or rows.flags.c_contiguous):
             rows = copy_tiled(np.empty(rows.shape, dtype=np.float64), rows)
-        self.data = rows.T if self.time_major else rows
+        self.data = [rows.T] if self.time_major else rows
 
     def gather_into(self, out: np.ndarray, first: np.ndarray, second: np.ndarray | None,
                     weight: np.ndarray | None) -> None:
         """``out`` (n_rows, first.size) = the plan's points of every row (NaN: missing)."""
         a = np.asarray(first).reshape(-1)
         missing = a < 0
-        a = np.where(missing, 0, a)
-        b = None if second is None else np.where(missing, 0, np.asarray(second).reshape(-1))
+        b = None if second is None else np.asarray(second).reshape(-1)
+        if missing.any():  # any valid sample will do: the nearest one before keeps locality
+            at = np.where(missing, 0, np.arange(a.size))
+            np.maximum.accumulate(at, out=at)
+            at[:int(np.argmax(~missing))] = int(np.argmax(~missing))
+            a = np.where(missing, 0, a[at])
+            b = None if b is None else np.where(missing, 0, b[at])
         w = None if weight is None else np.asarray(weight, dtype=np.float64).reshape(-1)
         if self.n_time == 0:
             out.fill(np.nan)
             return
-        if self.time_major:
+        if isinstance(self.data, list):
             _gather_time_major(out, self.data, a, b, w)
         else:
             _gather_rows(out, self.data, a, b, w)
@@ -363,20 +389,39 @@ def _gather_rows(out: np.ndarray, rows: np.ndarray, a: np.ndarray, b: np.ndarray
                 o += y1
 
 
-def _gather_time_major(out: np.ndarray, samples: np.ndarray, a: np.ndarray,
+def _gather_time_major(out: np.ndarray, pieces: list[np.ndarray], a: np.ndarray,
                        b: np.ndarray | None, w: np.ndarray | None) -> None:
     """Whole samples (every row) gathered a block of points at a time from C-ordered
-    (n_time, n_rows) ``samples``, each block transposed into ``out``."""
-    step = max(1, _GATHER_ELEMENTS // samples.shape[1])
+    (n_time_k, n_rows) consecutive ``pieces``, each block transposed into ``out``."""
+    starts = np.cumsum([0, *(p.shape[0] for p in pieces)])
+    step = max(1, _GATHER_ELEMENTS // pieces[0].shape[1])
     for s0 in range(0, a.size, step):
         s1 = min(a.size, s0 + step)
-        y0 = np.take(samples, a[s0:s1], axis=0, mode="clip")
-        if b is not None and w is not None:
-            y1 = np.take(samples, b[s0:s1], axis=0, mode="clip")
+        ia = a[s0:s1]
+        ib = None if b is None or w is None else b[s0:s1]
+        src, base = pieces[0], 0
+        if len(pieces) > 1:
+            src, base = _span(pieces, starts, int(ia.min()), int((ia if ib is None else ib).max()))
+        y0 = np.take(src, ia - base, axis=0, mode="clip")
+        if ib is not None and w is not None:
+            y1 = np.take(src, ib - base, axis=0, mode="clip")
             y1 -= y0
             y1 *= w[s0:s1, np.newaxis]
             y0 += y1
         out[:, s0:s1] = y0.T
+
+
+def _span(pieces: list[np.ndarray], starts: np.ndarray, lo: int, hi: int
+          ) -> tuple[np.ndarray, int]:
+    """Samples ``lo..hi`` of consecutive ``pieces`` (first samples at ``starts``): a piece
+    holding them all (and where it starts), or a copy of just those samples (and ``lo``)."""
+    k = int(np.searchsorted(starts, lo, side="right")) - 1
+    if hi < starts[k + 1]:
+        return pieces[k], int(starts[k])
+    parts = [p[max(lo - s0, 0):hi + 1 - s0]
+             for p, s0 in zip(pieces, starts[:-1].tolist(), strict=True)
+             if s0 <= hi and s0 + p.shape[0] > lo]
+    return np.concatenate(parts, axis=0), lo
 
 
 #: Samples of every row copied at once by :func:`copy_tiled` (a tile of a few hundred
@@ -554,7 +599,7 @@ def shuffle_p_values(responses: np.ndarray, null: np.ndarray) -> np.ndarray:
 
 
 def eventlocked_responses(
-    x: np.ndarray,
+    x: np.ndarray | TimePieces,
     *,
     first: np.ndarray,
     second: np.ndarray | None,
@@ -575,8 +620,10 @@ def eventlocked_responses(
 
     Parameters
     ----------
-    x : numpy.ndarray
-        (..., n_time) traces, time last (``apply_ufunc`` puts the core dim last).
+    x : numpy.ndarray or TimePieces
+        (..., n_time) traces, time last (``apply_ufunc`` puts the core dim last), any
+        memory layout; or the (n_time, n_rows) trace as :class:`TimePieces` along time (then
+        the results are (n_rows, ...), and ``starts`` must be None).
     first : numpy.ndarray
         int (n_events, n_offsets) sample indices, -1 = missing (:func:`interpolation_plan`
         or :func:`nearest_plan`).
@@ -598,6 +645,9 @@ def eventlocked_responses(
         with plain copies; the others are (..., n_events).
     """
     samples = _Samples(x)
+    if starts is not None and isinstance(x, TimePieces):
+        msg = "p-values (starts) need the whole trace as one array, not TimePieces"
+        raise ValueError(msg)
     first = np.asarray(first)
     n_events, n_offsets = first.shape
     cube = np.empty((samples.n_rows, n_events * n_offsets), dtype=np.float64)
@@ -619,7 +669,7 @@ def eventlocked_responses(
            mean_baseline.reshape(*lead, n_events)]
     mean_response = out[1]
     if starts is not None:
-        null = gray_screen_null_means(np.moveaxis(x, -1, 0), starts, n_frames)
+        null = gray_screen_null_means(np.moveaxis(np.asarray(x), -1, 0), starts, n_frames)
         p = shuffle_p_values(np.moveaxis(mean_response, -1, 0), null)
         out.append(np.moveaxis(p, 0, -1))
     return tuple(out)
