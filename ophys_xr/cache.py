@@ -527,12 +527,16 @@ class ProjectCache:
     def _row(self, table: str, key: Any) -> pd.Series:
         df = self._table(table)
         index = METADATA_TABLES[table]
-        if isinstance(key, bool) or not isinstance(key, int | np.integer) \
-                or key not in df.index:
+        # positions by numpy, not df.loc: pandas builds an index's lookup engine lazily and,
+        # in 2.2, not thread-safely (map_sessions opens experiments from threads at once)
+        found = (np.zeros(0, dtype=np.int64)
+                 if isinstance(key, bool) or not isinstance(key, int | np.integer)
+                 else np.flatnonzero(np.asarray(df.index, dtype=object) == int(key)))
+        if found.size == 0:
             msg = (f"{index} {key!r} is not in the {table} of {PROJECT_NAME} "
                    f"{self.manifest.version}; pick one from cache.get_{table}().index")
             raise OptionError(msg)
-        row: pd.Series = df.loc[key]
+        row: pd.Series = df.iloc[int(found[0])]
         return row
 
     def experiment_source(self, ophys_experiment_id: int, *, download: bool = False
