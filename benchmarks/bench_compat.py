@@ -13,10 +13,16 @@ speed target is checked on the same span here; the import of ophys_xr is timed a
 reported beside it.  Memory is the peak RSS of the whole process (interpreter, imports,
 data), as for the AllenSDK.
 
-    python benchmarks/bench_compat.py [--cells 300] [--minutes 60]
+Then ``BehaviorOphysSession.from_nwb_path(path).dff_traces`` alone (target ≤ 0.3 s, issue
+15) and a plain h5py read of all ΔF/F, each in a fresh process, interleaved over
+``--repeats`` rounds (medians).
+
+    python benchmarks/bench_compat.py [--cells 300] [--minutes 60] [--repeats 5]
 """
 
 from __future__ import annotations
+
+import statistics
 
 from _common import isolated, record, session_file, size_args
 
@@ -69,10 +75,37 @@ result = dict(performance_s=min(perf), n_trials=trials.sizes["trials_id"], blink
 ds.close()
 """
 
+#: ``from_nwb_path`` + ``dff_traces``, and a plain h5py read, each in a fresh process.
+DFF_TRACES = """
+import time
+from ophys_xr.compat import BehaviorOphysSession
+t0 = time.perf_counter()
+session = BehaviorOphysSession.from_nwb_path(params["path"])
+t1 = time.perf_counter()
+table = session.dff_traces
+t2 = time.perf_counter()
+result = dict(seconds=t2 - t0, open=t1 - t0, dff_traces=t2 - t1, n=len(table), peak_mb=peak_mb())
+session.close()
+"""
+H5PY = """
+import time, h5py
+t0 = time.perf_counter()
+with h5py.File(params["path"], "r") as f:
+    y = f["processing/ophys/dff/traces/data"][()]
+result = dict(seconds=time.perf_counter() - t0)
+"""
+
 
 def main() -> None:
-    args = size_args(__doc__)
+    args = size_args(__doc__, lambda p: p.add_argument(
+        "--repeats", type=int, default=5, help="rounds of the fresh-process dff_traces timing"))
     path = session_file(args.cells, args.minutes)
+    rounds: dict[str, list[dict]] = {"h5py": [], "dff_traces": []}
+    for _ in range(args.repeats):  # interleaved
+        rounds["h5py"].append(isolated(H5PY, path=str(path)))
+        rounds["dff_traces"].append(isolated(DFF_TRACES, path=str(path)))
+    med = {tool: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+           for tool, runs in rounds.items()}
     compat = isolated(COMPAT, path=str(path))
     # 1,000+ trials and 200,000+ eye frames: a long behavior-heavy session with few cells
     trials_path = session_file(2, 150.0)
@@ -103,6 +136,13 @@ def main() -> None:
               f"{compat['import_mb']:.0f} MB after the import)"), "≤ 1/3 (867 MB)"),
             ("session.events (events and filtered_events of every cell), after the above",
              f"{compat['events_s']:.2f} s", "-"),
+            (f"`from_nwb_path(path).dff_traces`, fresh process, median of {args.repeats}",
+             (f"{med['dff_traces']['seconds']:.3f} s (open {med['dff_traces']['open']:.3f}, "
+              f"dff_traces {med['dff_traces']['dff_traces']:.3f}; "
+              f"{med['dff_traces']['seconds'] / med['h5py']['seconds']:.1f}× the h5py read); "
+              f"peak RSS {med['dff_traces']['peak_mb']:.0f} MB"), "≤ 0.3 s"),
+            ((f"plain h5py read of all ΔF/F, fresh process, median of {args.repeats} "
+              "(interleaved with the row above)"), f"{med['h5py']['seconds']:.3f} s", "-"),
             (f"ds.ophys.performance(), {kernels['n_trials']} trials (best of 5)",
              f"{kernels['performance_s'] * 1e3:.1f} ms", "< 50 ms"),
             (f"ds.ophys.blink_filter().compute(), {kernels['n_eye']} eye frames (best of 3)",
