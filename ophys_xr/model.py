@@ -34,6 +34,9 @@ from ophys_xr.variables import (
     METADATA_ATTRS,
     SESSION_KINDS,
     SPECS,
+    UNIQUE_LABELS,
+    check_time_labels,
+    check_unique_labels,
     dtype_ok,
     is_imaging,
     optional_variables,
@@ -198,42 +201,14 @@ def build_session_dataset(variables: Mapping[str, Any], attrs: Mapping[str, Any]
     return _finish(ds)
 
 
-#: Index dimensions whose labels must be unique (``-1``, "no cell specimen id", may repeat).
-_UNIQUE_INDEXES = ("cell_specimen_id", "cell_roi_id", "trials_id", "stimulus_presentations_id")
-
-
 def _check_indexes(ds: xr.Dataset) -> None:
-    """Refuse labels that would make selections wrong: cheap, on the in-memory coordinates.
-
-    ``time`` must be finite and strictly increasing (``sel(time=slice(...))`` relies on
-    it); the ids of cells, ROIs, trials and presentations must be unique (a duplicate
-    makes ``sel`` return two rows for one id).
-    """
+    """Refuse labels that would make selections wrong: cheap, on the in-memory coordinates
+    (:func:`~ophys_xr.variables.check_time_labels`, ``check_unique_labels``)."""
     if "time" in ds.coords:
-        time = np.asarray(ds["time"].values)
-        if time.size and not np.isfinite(time).all():
-            bad = np.flatnonzero(~np.isfinite(time))
-            msg = (f"the ophys timestamps (time) hold {bad.size} NaN or infinite values "
-                   f"(first at frame {int(bad[0])})")
-            raise SchemaError(msg)
-        steps = np.diff(time)
-        if (steps <= 0).any():
-            bad = np.flatnonzero(steps <= 0)
-            msg = (f"the ophys timestamps (time) are not strictly increasing: {bad.size} "
-                   f"frames go back or repeat (first at frame {int(bad[0]) + 1}: "
-                   f"{float(time[bad[0]])} s then {float(time[bad[0] + 1])} s)")
-            raise SchemaError(msg)
-    for name in _UNIQUE_INDEXES:
-        if name not in ds.coords:
-            continue
-        ids = np.asarray(ds[name].values)
-        ids = ids[ids != -1] if name == "cell_specimen_id" else ids
-        unique, counts = np.unique(ids, return_counts=True)
-        if (counts > 1).any():
-            dup = unique[counts > 1]
-            msg = (f"{name} holds {dup.size} duplicate ids ({dup[:5].tolist()}"
-                   f"{' ...' if dup.size > 5 else ''}); each must label one row")
-            raise SchemaError(msg)
+        check_time_labels(ds["time"].values)
+    for name in UNIQUE_LABELS:
+        if name in ds.coords:
+            check_unique_labels(name, ds[name].values)
 
 
 def _finish(ds: xr.Dataset) -> xr.Dataset:

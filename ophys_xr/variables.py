@@ -589,3 +589,42 @@ def render_markdown() -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     print(render_markdown(), end="")
+
+
+#: Index dimensions whose labels must be unique (``-1``, "no cell specimen id", may repeat).
+UNIQUE_LABELS = ("cell_specimen_id", "cell_roi_id", "trials_id", "stimulus_presentations_id")
+
+
+def check_time_labels(time: np.ndarray) -> None:
+    """Refuse ophys timestamps that are not finite and strictly increasing
+    (``sel(time=slice(...))`` relies on them); :class:`SchemaError` says where."""
+    time = np.asarray(time, dtype=np.float64)
+    if time.size and not np.isfinite(time).all():
+        bad = np.flatnonzero(~np.isfinite(time))
+        msg = (f"the ophys timestamps (time) hold {bad.size} NaN or infinite values "
+               f"(first at frame {int(bad[0])})")
+        raise SchemaError(msg)
+    steps = np.diff(time)
+    if (steps <= 0).any():
+        bad = np.flatnonzero(steps <= 0)
+        msg = (f"the ophys timestamps (time) are not strictly increasing: {bad.size} "
+               f"frames go back or repeat (first at frame {int(bad[0]) + 1}: "
+               f"{float(time[bad[0]])} s then {float(time[bad[0] + 1])} s)")
+        raise SchemaError(msg)
+
+
+def check_unique_labels(name: str, ids: np.ndarray) -> None:
+    """Refuse duplicate ids of an index dimension (a duplicate makes ``sel`` return two
+    rows for one id); ``-1`` may repeat in ``cell_specimen_id`` (ROIs without one)."""
+    ids = np.asarray(ids)
+    if name == "cell_specimen_id":
+        ids = ids[ids != -1]
+    unique, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        dup = unique[counts > 1]
+        msg = (f"{name} holds {dup.size} duplicate ids ({dup[:5].tolist()}"
+               f"{' ...' if dup.size > 5 else ''}); each must label one row")
+        raise SchemaError(msg)
+
+
+__all__ += ["UNIQUE_LABELS", "check_time_labels", "check_unique_labels"]

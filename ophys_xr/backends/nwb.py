@@ -48,6 +48,7 @@ from ophys_xr.backends.nwb_metadata import (
     _metadata,
     _open_file,
     _str,
+    check_trace_dataset,
     read_nwb_metadata,
 )
 from ophys_xr.exceptions import (
@@ -269,7 +270,7 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
             raise SchemaError(msg)
         dset = f[f"{series}/data"]
         shape = dset.shape
-        _check_trace_dataset(r.path, f"{series}/data", dset, cols)
+        check_trace_dataset(r.path, f"{series}/data", dset, cols)
         if shape[0] != n_frames:
             msg = (
                 f"{series}/data in {str(r.path)!r} has {shape[0]} frames but "
@@ -317,23 +318,6 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
         meta["pixel_spacing"] = [resolution * 10, resolution * 10]
         meta["pixel_spacing_unit"] = "mm"
     return out
-
-
-def _check_trace_dataset(path: Path | str, name: str, dset: Any, cols: np.ndarray) -> None:
-    """A trace dataset must be 2-D (frames, ROIs), numeric, with a column for every ROI read."""
-    where = f"{name} in {str(path)!r}"
-    if dset.ndim != 2:
-        msg = (f"{where} has shape {dset.shape}; traces are 2-D (frames, ROIs). The file is "
-               "damaged or not written by the AllenSDK")
-        raise SchemaError(msg)
-    if dset.dtype.kind not in "fiu":
-        msg = (f"{where} holds {dset.dtype} values, not numbers. The file is damaged or not "
-               "written by the AllenSDK")
-        raise SchemaError(msg)
-    if cols.size and int(cols.max()) >= dset.shape[1]:
-        msg = (f"{where} has {dset.shape[1]} ROI columns but the ROI table needs column "
-               f"{int(cols.max())}: the traces do not match the ROI table. The file is damaged")
-        raise SchemaError(msg)
 
 
 def _ophys_time(r: _Reader) -> np.ndarray:

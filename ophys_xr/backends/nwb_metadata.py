@@ -27,7 +27,12 @@ from ophys_xr.exceptions import (
     SessionFileNotFoundError,
 )
 from ophys_xr.formats import is_url
-from ophys_xr.variables import SPECS, optional_variables
+from ophys_xr.variables import (
+    SPECS,
+    check_time_labels,
+    check_unique_labels,
+    optional_variables,
+)
 
 __all__ = ["read_nwb_metadata", "read_nwb_summary"]
 
@@ -282,6 +287,23 @@ def read_nwb_metadata(path: str | os.PathLike[str], *,
     return meta
 
 
+def check_trace_dataset(path: Path | str, name: str, dset: Any, cols: np.ndarray) -> None:
+    """A trace dataset must be 2-D (frames, ROIs), numeric, with a column for every ROI read."""
+    where = f"{name} in {str(path)!r}"
+    if dset.ndim != 2:
+        msg = (f"{where} has shape {dset.shape}; traces are 2-D (frames, ROIs). The file is "
+               "damaged or not written by the AllenSDK")
+        raise SchemaError(msg)
+    if dset.dtype.kind not in "fiu":
+        msg = (f"{where} holds {dset.dtype} values, not numbers. The file is damaged or not "
+               "written by the AllenSDK")
+        raise SchemaError(msg)
+    if cols.size and int(cols.max()) >= dset.shape[1]:
+        msg = (f"{where} has {dset.shape[1]} ROI columns but the ROI table needs column "
+               f"{int(cols.max())}: the traces do not match the ROI table. The file is damaged")
+        raise SchemaError(msg)
+
+
 def read_nwb_summary(path: str | os.PathLike[str], *, exclude_invalid_rois: bool = True,
                      storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The attributes, sizes and missing variables of the session Dataset an NWB file opens
@@ -319,7 +341,9 @@ def read_nwb_summary(path: str | os.PathLike[str], *, exclude_invalid_rois: bool
             sizes["cell_specimen_id"] = n_valid if exclude_invalid_rois else int(valid.size)
             meta["n_valid_cells"] = n_valid
             clock = f[f"{L.TRACE_SERIES['dff'][1]}/traces/timestamps"]
-            sizes["time"] = int(f[f"{L.TRACE_SERIES['dff'][1]}/traces/data"].shape[0])
+            dff = f"{L.TRACE_SERIES['dff'][1]}/traces"
+            sizes["time"] = int(f[f"{dff}/data"].shape[0])
+            _check_labels(f, p, valid if exclude_invalid_rois else np.ones_like(valid), dff)
             present |= {name for name, (_, group) in L.TRACE_SERIES.items()
                         if f"{group}/traces" in f}
             if L.EVENTS in f:
@@ -354,6 +378,27 @@ def read_nwb_summary(path: str | os.PathLike[str], *, exclude_invalid_rois: bool
     meta["sizes"] = sizes
     meta["missing"] = [n for n in optional_variables(kind) if n not in present]
     return meta
+
+
+def _check_labels(f: Any, path: Path | str, rows: np.ndarray, dff: str) -> None:
+    """The checks the reader makes at open on what labels a session (the ophys timestamps,
+    the ids of the ROIs read, the ΔF/F dataset), so that ``ophys-xr info`` refuses what
+    ``open_session`` refuses: a :class:`SchemaError` naming the path."""
+    try:
+        check_time_labels(f[f"{dff}/timestamps"][()])
+        table = f[SEG]
+        csid = table["cell_specimen_id"][()]
+        if csid.dtype.kind == "f":
+            csid = np.where(np.isnan(csid), -1, csid)
+        check_unique_labels("cell_specimen_id", csid.astype(np.int64)[rows])
+        check_unique_labels("cell_roi_id", table["id"][()][rows])
+        check_unique_labels("trials_id", f[f"{L.TRIALS}/id"][()])
+    except SchemaError as err:
+        msg = (f"{str(path)!r} does not hold a consistent session: {err}. Download or "
+               "convert it again")
+        raise SchemaError(msg) from err
+    region = f[f"{dff}/rois"][()] if f"{dff}/rois" in f else np.arange(rows.size)
+    check_trace_dataset(path, f"{dff}/data", f[f"{dff}/data"], np.arange(len(region)))
 
 
 def _presentation_columns(f: Any) -> tuple[int, set[str]]:

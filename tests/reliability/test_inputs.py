@@ -261,3 +261,44 @@ def test_write_nwb_overwrites_only_its_own_files(tmp_path: Path) -> None:
     write_nwb(ds, ours, overwrite=True)  # its own output: replaced
     with ophys_xr.open_session(ours) as opened:
         assert opened.sizes["cell_specimen_id"] == 2
+
+
+# -- ophys-xr info refuses what open_session refuses -----------------------------------
+
+
+@pytest.mark.parametrize(("edit", "match"), [
+    (_time_edit(_swap), "not strictly increasing"),
+    (_time_edit(_nan), "NaN or infinite"),
+    (lambda f: _replace(f, f"{DFF}/data", f[f"{DFF}/data"][:, :2]), "ROI columns"),
+    (lambda f: _replace(f, f"{DFF}/data", f[f"{DFF}/data"][:, 0]), "traces are 2-D"),
+], ids=["time-back", "time-nan", "fewer-columns", "1-D"])
+def test_info_refuses_a_file_that_open_session_refuses(
+    tiny_path: Path, tmp_path: Path, edit: Callable[[h5py.File], Any], match: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from ophys_xr.backends.nwb_metadata import read_nwb_summary
+    from ophys_xr.cli import app
+
+    path = _damaged(tiny_path, tmp_path, edit)
+    with pytest.raises(SchemaError, match=match):
+        ophys_xr.open_session(path)
+    with pytest.raises(SchemaError, match=match) as info:
+        read_nwb_summary(path)
+    assert str(path) in str(info.value)
+    result = CliRunner().invoke(app, ["info", str(path)])
+    assert result.exit_code == 2
+    assert match in result.output
+
+
+def test_info_refuses_duplicate_cell_ids(tiny_path: Path, tmp_path: Path) -> None:
+    from ophys_xr.backends.nwb_metadata import read_nwb_summary
+
+    def edit(f: h5py.File) -> None:
+        ids = f[f"{TABLE}/cell_specimen_id"][()]
+        ids[1] = ids[0]
+        _replace(f, f"{TABLE}/cell_specimen_id", ids)
+
+    path = _damaged(tiny_path, tmp_path, edit)
+    with pytest.raises(SchemaError, match="duplicate ids"):
+        read_nwb_summary(path)
