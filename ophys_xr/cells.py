@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -11,7 +12,13 @@ from ophys_xr import _compute
 from ophys_xr.exceptions import MissingDataError, OptionError
 from ophys_xr.variables import SPECS, validate
 
-__all__ = ["filter_events", "roi_masks", "segmentation_mask_image"]
+__all__ = [
+    "filter_events",
+    "filter_events_data",
+    "roi_masks",
+    "segmentation_mask_data",
+    "segmentation_mask_image",
+]
 
 
 def _filter_block(block: np.ndarray, *, weights: np.ndarray, axis: int) -> np.ndarray:
@@ -43,28 +50,44 @@ def filter_events(
     if "time" not in events.dims:
         msg = f"filter_events needs a 'time' dimension; got dims {events.dims}"
         raise OptionError(msg)
-    weights = _compute.event_filter_weights(scale_timesteps, n_time_steps)
-    axis = events.get_axis_num("time")
-    data = events.data
-    if hasattr(data, "map_overlap"):
-        depth = n_time_steps - 1
-        if depth and len(data.chunks[axis]) > 1 and min(data.chunks[axis]) < depth:
-            data = data.rechunk({axis: max(depth, max(data.chunks[axis]))})
-        out = data.map_overlap(
-            _filter_block,
-            depth={axis: (depth, 0)} if depth else 0,
-            boundary="none",
-            weights=weights,
-            axis=axis,
-            dtype=np.float64,
-            meta=np.array((), dtype=np.float64),
-        )
-    else:
-        out = _filter_block(np.asarray(data), weights=weights, axis=axis)
+    out = filter_events_data(events.data, events.get_axis_num("time"),
+                             scale_timesteps=scale_timesteps, n_time_steps=n_time_steps)
     result = events.copy(data=out)
     result.name = "filtered_events"
     result.attrs = SPECS["filtered_events"].attrs()
     return result
+
+
+def filter_events_data(data: Any, axis: int, *, scale_timesteps: float,
+                       n_time_steps: int) -> Any:
+    """The array core of :func:`filter_events`: filter ``data`` (numpy or dask) along
+    ``axis``; on dask, blocks overlap by ``n_time_steps - 1`` along ``axis``."""
+    weights = _compute.event_filter_weights(scale_timesteps, n_time_steps)
+    if not hasattr(data, "map_overlap"):
+        return _filter_block(np.asarray(data), weights=weights, axis=axis)
+    depth = n_time_steps - 1
+    if depth and len(data.chunks[axis]) > 1 and min(data.chunks[axis]) < depth:
+        data = data.rechunk({axis: max(depth, max(data.chunks[axis]))})
+    if depth and len(data.chunks[axis]) == 1:
+        # one block along time: no overlap to exchange
+        return data.map_blocks(_filter_block, weights=weights, axis=axis, dtype=np.float64,
+                               meta=np.array((), dtype=np.float64))
+    return data.map_overlap(
+        _filter_block,
+        depth={axis: (depth, 0)} if depth else 0,
+        boundary="none",
+        weights=weights,
+        axis=axis,
+        dtype=np.float64,
+        meta=np.array((), dtype=np.float64),
+    )
+
+
+def segmentation_mask_data(roi_mask: Any, axis: int = 0) -> Any:
+    """The array core of :func:`segmentation_mask_image`: int64 union of the masks along
+    ``axis`` (numpy or dask)."""
+    covered = roi_mask if roi_mask.dtype == bool else roi_mask != 0
+    return covered.any(axis=axis).astype(np.int64)
 
 
 def segmentation_mask_image(roi_mask: xr.DataArray) -> xr.DataArray:

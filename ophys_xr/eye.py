@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import xarray as xr
 
@@ -9,7 +12,7 @@ from ophys_xr import _compute, _options
 from ophys_xr.exceptions import MissingDataError
 from ophys_xr.variables import GROUPS, SPECS
 
-__all__ = ["BLINK_MASKED", "EYE_VARIABLES", "blink_filter"]
+__all__ = ["BLINK_MASKED", "EYE_VARIABLES", "blink_filter", "blink_updates"]
 
 #: Variables set to NaN at likely blinks (AllenSDK 2.14+ ``filter_on_blinks``).
 BLINK_MASKED = (
@@ -73,29 +76,7 @@ def blink_filter(
             "is nothing to blink-filter. Check ds.attrs['ophys_xr_missing']."
         )
         raise MissingDataError(msg)
-    blink = xr.apply_ufunc(
-        _blink_kernel,
-        ds["eye_area_raw"],
-        ds["pupil_area_raw"],
-        input_core_dims=[["eye_frame"], ["eye_frame"]],
-        output_core_dims=[["eye_frame"]],
-        dask="parallelized",
-        output_dtypes=[bool],
-        dask_gufunc_kwargs={"allow_rechunk": True},
-        kwargs={"z": float(z_threshold), "d": int(dilation_frames)},
-    )
-    # masked as xarray Variables (one eye_frame dimension, nothing to align): the same
-    # where as on DataArrays, without their coordinate handling, then one assign
-    not_blink = ~blink.variable
-    updates: dict[str, xr.Variable] = {"likely_blink": blink.variable.copy(deep=False)}
-    for part in ("cr", "eye", "pupil"):
-        updates[f"{part}_area"] = ds[f"{part}_area_raw"].variable.where(not_blink)
-    for name in BLINK_MASKED:
-        if not name.endswith("_area"):
-            updates[name] = ds[name].variable.where(not_blink)
-    for name, value in updates.items():
-        value.attrs = SPECS[name].attrs()
-        value.encoding = {}
+    updates = blink_updates(ds.variables, z_threshold, dilation_frames)
     out = ds.assign(updates)
     out.attrs["eye_tracking_z_threshold"] = float(z_threshold)
     out.attrs["eye_tracking_dilation_frames"] = int(dilation_frames)
@@ -103,3 +84,62 @@ def blink_filter(
         return out
     eye_vars = [n for n in EYE_VARIABLES if n in out.data_vars]
     return out[eye_vars]
+
+
+def _blink_data(eye: Any, pupil: Any, z: float, d: int) -> Any:
+    """``likely_blink`` of the raw eye and pupil areas (1-D, numpy or dask); on dask one
+    task over the whole session (the z-scores need every frame)."""
+    if hasattr(eye, "dask") or hasattr(pupil, "dask"):
+        import dask.array as da
+
+        eye, pupil = da.asarray(eye).rechunk(-1), da.asarray(pupil).rechunk(-1)
+        return da.map_blocks(_blink_kernel, eye, pupil, z=z, d=d, dtype=bool,
+                             meta=np.array((), dtype=bool))
+    return _blink_kernel(np.asarray(eye), np.asarray(pupil), z=z, d=d)
+
+
+def _where(keep: Any, data: Any) -> Any:
+    """``data`` where ``keep``, else NaN; dask if either is (one elementwise task a block)."""
+    if hasattr(keep, "dask") or hasattr(data, "dask"):
+        import dask.array as da
+
+        return da.where(keep, data, np.nan)
+    return np.where(keep, data, np.nan)
+
+
+def blink_updates(variables: Mapping[Any, xr.Variable], z_threshold: float,
+                  dilation_frames: int) -> dict[str, xr.Variable]:
+    """``likely_blink`` and the blink-masked eye variables, from the session's variables.
+
+    The variable-level core of :func:`blink_filter`, also used by the session builder
+    (:mod:`ophys_xr.model`) before it makes the Dataset; parameters already checked.
+
+    Parameters
+    ----------
+    variables
+        The session's variables (``ds.variables`` or the builder's mapping), with
+        ``eye_area_raw``, ``pupil_area_raw``, ``cr_area_raw`` and the variables of
+        :data:`BLINK_MASKED`.
+    z_threshold, dilation_frames
+        Blink-detection parameters.
+
+    Returns
+    -------
+    dict
+        Name -> new ``xarray.Variable`` (schema attrs, no encoding); lazy on dask input.
+    """
+    eye, pupil = variables["eye_area_raw"], variables["pupil_area_raw"]
+    blink = xr.Variable(eye.dims, _blink_data(eye.data, pupil.data, float(z_threshold),
+                                              int(dilation_frames)))
+    keep = ~blink.data
+    dims = blink.dims
+    updates: dict[str, xr.Variable] = {"likely_blink": xr.Variable(dims, blink.data)}
+    for part in ("cr", "eye", "pupil"):
+        updates[f"{part}_area"] = xr.Variable(
+            dims, _where(keep, variables[f"{part}_area_raw"].data))
+    for name in BLINK_MASKED:
+        if not name.endswith("_area"):
+            updates[name] = xr.Variable(dims, _where(keep, variables[name].data))
+    for name, value in updates.items():
+        value.attrs = SPECS[name].attrs()
+    return updates

@@ -4,11 +4,13 @@ The NWB reader, the Zarr/netCDF reader and the test-data simulator hand their ar
 :func:`build_session_dataset`, which looks every name up in the schema
 (:mod:`ophys_xr.variables`), checks dims and dtypes, stamps units and descriptions,
 completes what follows from the data alone (the trial of each lick time, the
-segmentation mask image), checks that the session attributes are netCDF-safe, and indexes
-``cell_roi_id``.  What depends on the opening options (:class:`~ophys_xr._options.
-SessionOptions`: the ROIs kept, ``likely_blink``, ``filtered_events``) is then applied,
-for every source alike, by :func:`apply_session_options`.
-:func:`create_session_dataset` is the two in one.
+segmentation mask image), applies the opening options (:class:`~ophys_xr._options.
+SessionOptions`: the ROIs kept, ``likely_blink``, ``filtered_events``), checks that the
+session attributes are netCDF-safe, and indexes ``cell_roi_id`` -- all on the variables,
+making the Dataset once at the end (each Dataset-level step copies every variable, which
+made up a third of the open).  :func:`apply_session_options` brings an already built
+Dataset to other options with the same functions; :func:`create_session_dataset` is the
+builder with keyword options.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from ophys_xr._options import (
     DEFAULT_EYE_TRACKING_Z_THRESHOLD,
     SessionOptions,
 )
-from ophys_xr.cells import filter_events, segmentation_mask_image
+from ophys_xr.cells import filter_events_data, segmentation_mask_data
 from ophys_xr.exceptions import SchemaError
-from ophys_xr.eye import blink_filter
+from ophys_xr.eye import blink_updates
 from ophys_xr.variables import (
     GROUPS,
     METADATA_ATTRS,
@@ -131,9 +133,14 @@ def _kind(variables: Mapping[str, object], attrs: Mapping[str, Any]) -> str:
     return str(kind)
 
 
-def build_session_dataset(variables: Mapping[str, Any], attrs: Mapping[str, Any]
-                          ) -> xr.Dataset:
-    """Build the session Dataset from arrays named as in the schema (no options applied).
+def build_session_dataset(variables: Mapping[str, Any], attrs: Mapping[str, Any],
+                          options: SessionOptions | None = None) -> xr.Dataset:
+    """Build the session Dataset from arrays named as in the schema.
+
+    Everything happens on the variables, and the Dataset is made once at the end: the
+    checks, what follows from the data alone (the trial of each lick time, the
+    segmentation mask image) and, when ``options`` are given, what they derive (as
+    :func:`apply_session_options` does for a Dataset).
 
     Parameters
     ----------
@@ -145,6 +152,9 @@ def build_session_dataset(variables: Mapping[str, Any], attrs: Mapping[str, Any]
     attrs
         Session attributes (see :data:`~ophys_xr.variables.METADATA_ATTRS`); ``None``
         values are dropped.
+    options
+        The opening options to apply (ROIs kept, ``likely_blink``, ``filtered_events``);
+        None applies none.
 
     Returns
     -------
@@ -178,64 +188,123 @@ def build_session_dataset(variables: Mapping[str, Any], attrs: Mapping[str, Any]
             msg = f"stimulus templates need all of {list(names)}, got only {base}"
             raise SchemaError(msg)
 
-    coords: dict[str, xr.Variable] = {}
-    data_vars: dict[str, xr.Variable] = {}
-    for name, value in variables.items():
-        var = _as_variable(name, value)
-        (coords if SPECS[name].role == "coord" else data_vars)[name] = var
-
+    out = {name: _as_variable(name, value) for name, value in variables.items()}
     clean_attrs = {k: _check_attr(k, v) for k, v in attrs.items() if v is not None}
     clean_attrs["session_kind"] = kind
+    _check_sizes(out)
+    _check_indexes(out)
+    if options is not None and options.exclude_invalid_rois and "valid_roi" in out:
+        valid = np.asarray(out["valid_roi"].values, dtype=bool)
+        if not valid.all():
+            keep = np.flatnonzero(valid)
+            out = {n: v.isel(cell_specimen_id=keep) if "cell_specimen_id" in v.dims else v
+                   for n, v in out.items()}
+            out.pop("segmentation_mask_image", None)
+    _complete(out)
+    if options is not None:
+        updates, new_attrs = _derived(out, clean_attrs, options)
+        out.update(updates)
+        clean_attrs.update(new_attrs)
+    pixel_unit = clean_attrs.get("pixel_spacing_unit", "mm")
+    for name in ("row", "column"):
+        if "pixel_spacing" in clean_attrs and name in out:
+            spacing = clean_attrs["pixel_spacing"]
+            out[name].attrs["spacing"] = float(spacing[1] if name == "row" else spacing[0])  # type: ignore[index]
+            out[name].attrs["unit"] = pixel_unit
+    return _dataset(out, clean_attrs)
+
+
+def _check_sizes(variables: Mapping[str, xr.Variable]) -> None:
+    """Refuse variables that disagree on the size of a dimension."""
+    sizes: dict[str, tuple[int, str]] = {}
+    for name, var in variables.items():
+        for dim, n in zip(var.dims, var.shape, strict=True):
+            seen = sizes.setdefault(str(dim), (n, name))
+            if seen[0] != n:
+                msg = (
+                    f"session variables have inconsistent dimension sizes: {dim!r} is "
+                    f"{seen[0]} in {seen[1]!r} but {n} in {name!r}"
+                )
+                raise SchemaError(msg)
+
+
+def _dataset(variables: Mapping[Any, xr.Variable], attrs: Mapping[str, Any]) -> xr.Dataset:
+    """The Dataset of checked variables: data variables in schema order, an index for
+    each dimension coordinate and for ``cell_roi_id``; the list of missing optional
+    variables in the attrs."""
+    attrs = dict(attrs)
+    attrs["ophys_xr_missing"] = " ".join(
+        missing_variables(variables, str(attrs.get("session_kind", "behavior_ophys"))))
+    coords = {n: v for n, v in variables.items() if SPECS[n].role == "coord"}
+    data_vars = {n: variables[n] for n in _ordered(variables)}
     try:
-        ds = xr.Dataset(data_vars, coords=coords, attrs=clean_attrs)
+        ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
     except ValueError as err:
         msg = f"session variables have inconsistent dimension sizes: {err}"
         raise SchemaError(msg) from err
-    _check_indexes(ds)
-    ds = _complete(ds)
-    for name in ("row", "column"):
-        if "pixel_spacing" in ds.attrs and name in ds.coords:
-            spacing = ds.attrs["pixel_spacing"]
-            ds[name].attrs["spacing"] = float(spacing[1] if name == "row" else spacing[0])
-            ds[name].attrs["unit"] = ds.attrs.get("pixel_spacing_unit", "mm")
-    return _finish(ds)
+    if "cell_roi_id" in ds.coords and "cell_roi_id" not in ds.indexes:
+        ds = ds.set_xindex("cell_roi_id")
+    return ds
 
 
-def _check_indexes(ds: xr.Dataset) -> None:
+def _check_indexes(variables: Mapping[str, xr.Variable]) -> None:
     """Refuse labels that would make selections wrong: cheap, on the in-memory coordinates
     (:func:`~ophys_xr.variables.check_time_labels`, ``check_unique_labels``)."""
-    if "time" in ds.coords:
-        check_time_labels(ds["time"].values)
+    if "time" in variables:
+        check_time_labels(variables["time"].values)
     for name in UNIQUE_LABELS:
-        if name in ds.coords:
-            check_unique_labels(name, ds[name].values)
+        if name in variables:
+            check_unique_labels(name, variables[name].values)
 
 
-def _finish(ds: xr.Dataset) -> xr.Dataset:
-    """Schema order, the list of missing optional variables and the ``cell_roi_id`` index."""
-    ds.attrs["ophys_xr_missing"] = " ".join(
-        missing_variables(ds, str(ds.attrs.get("session_kind", "behavior_ophys"))))
-    ds = ds[_ordered(ds)]
-    if "cell_roi_id" not in ds.coords or "cell_roi_id" in ds.indexes:
-        return ds
-    return ds.set_xindex("cell_roi_id")
-
-
-def _complete(ds: xr.Dataset) -> xr.Dataset:
+def _complete(variables: dict[str, xr.Variable]) -> None:
     """Add what follows from the data alone: lick trials, the segmentation mask image."""
-    if "lick_times" in ds and "lick_times_trials_id" not in ds.coords:
-        counts = np.asarray(ds["lick_times_count"].values)
-        if counts.sum() != ds.sizes["trials_lick"]:
-            msg = (
-                f"lick_times_count sums to {counts.sum()} but lick_times has "
-                f"{ds.sizes['trials_lick']} entries"
-            )
+    if "lick_times" in variables and "lick_times_trials_id" not in variables:
+        counts = np.asarray(variables["lick_times_count"].values)
+        n_licks = variables["lick_times"].shape[0]
+        if counts.sum() != n_licks:
+            msg = f"lick_times_count sums to {counts.sum()} but lick_times has {n_licks} entries"
             raise SchemaError(msg)
-        ids = np.repeat(np.asarray(ds["trials_id"].values), counts)
-        ds = ds.assign_coords(lick_times_trials_id=_as_variable("lick_times_trials_id", ids))
-    if "roi_mask" in ds and "segmentation_mask_image" not in ds:
-        ds["segmentation_mask_image"] = segmentation_mask_image(ds["roi_mask"])
-    return ds
+        ids = np.repeat(np.asarray(variables["trials_id"].values), counts)
+        variables["lick_times_trials_id"] = _as_variable("lick_times_trials_id", ids)
+    if "roi_mask" in variables and "segmentation_mask_image" not in variables:
+        mask = variables["roi_mask"]
+        variables["segmentation_mask_image"] = xr.Variable(
+            ("row", "column"), segmentation_mask_data(mask.data, mask.get_axis_num(
+                "cell_specimen_id")), attrs=SPECS["segmentation_mask_image"].attrs())
+
+
+def _derived(variables: Mapping[Any, xr.Variable], attrs: Mapping[str, Any],
+             options: SessionOptions) -> tuple[dict[str, xr.Variable], dict[str, Any]]:
+    """The variables and attrs that ``options`` derive and ``variables`` lack or hold for
+    other values: ``likely_blink`` with the blink-masked eye variables, ``filtered_events``.
+    """
+    updates: dict[str, xr.Variable] = {}
+    new_attrs: dict[str, Any] = {}
+    z, d = options.eye_tracking_z_threshold, options.eye_tracking_dilation_frames
+    if "eye_area_raw" in variables and not (
+        "likely_blink" in variables
+        and attrs.get("eye_tracking_z_threshold") == z
+        and attrs.get("eye_tracking_dilation_frames") == d
+    ):
+        updates.update(blink_updates(variables, z, d))
+        new_attrs["eye_tracking_z_threshold"] = float(z)
+        new_attrs["eye_tracking_dilation_frames"] = int(d)
+    scale, steps = options.events_filter_scale_seconds, options.events_filter_n_time_steps
+    if "events" in variables and not (
+        "filtered_events" in variables
+        and attrs.get("events_filter_scale_seconds") == scale
+        and attrs.get("events_filter_n_time_steps") == steps
+    ):
+        events = variables["events"]
+        rate = float(attrs["ophys_frame_rate"])
+        data = filter_events_data(events.data, events.get_axis_num("time"),
+                                  scale_timesteps=scale * rate, n_time_steps=steps)
+        updates["filtered_events"] = xr.Variable(events.dims, data,
+                                                 attrs=SPECS["filtered_events"].attrs())
+        new_attrs["events_filter_scale_seconds"] = scale
+        new_attrs["events_filter_n_time_steps"] = steps
+    return updates, new_attrs
 
 
 def create_session_dataset(
@@ -293,14 +362,14 @@ def create_session_dataset(
         events_filter_scale_seconds=events_filter_scale_seconds,
         events_filter_n_time_steps=events_filter_n_time_steps,
     )
-    ds = build_session_dataset(variables, attrs)
-    return apply_session_options(ds, options) if derive else ds
+    return build_session_dataset(variables, attrs, options if derive else None)
 
 
-def _ordered(ds: xr.Dataset) -> list[str]:
+def _ordered(variables: Mapping[Any, xr.Variable]) -> list[str]:
     """Data variables in schema order (so every reader gives the same order)."""
     order = {n: i for i, n in enumerate(SPECS)}
-    return sorted(map(str, ds.data_vars), key=lambda n: order[n])
+    names = [str(n) for n in variables if SPECS[str(n)].role != "coord"]
+    return sorted(names, key=lambda n: order[n])
 
 
 def apply_session_options(ds: xr.Dataset, options: SessionOptions) -> xr.Dataset:
@@ -328,28 +397,15 @@ def apply_session_options(ds: xr.Dataset, options: SessionOptions) -> xr.Dataset
         if not valid.all():
             out = out.isel(cell_specimen_id=np.flatnonzero(valid))
             if "roi_mask" in out:
-                out = out.assign(segmentation_mask_image=segmentation_mask_image(
-                    out["roi_mask"]))
-    z, d = options.eye_tracking_z_threshold, options.eye_tracking_dilation_frames
-    if "eye_area_raw" in out and not (
-        "likely_blink" in out
-        and out.attrs.get("eye_tracking_z_threshold") == z
-        and out.attrs.get("eye_tracking_dilation_frames") == d
-    ):
-        out = blink_filter(out, z_threshold=z, dilation_frames=d, merge=True)
-    scale, steps = options.events_filter_scale_seconds, options.events_filter_n_time_steps
-    if "events" in out and not (
-        "filtered_events" in out
-        and out.attrs.get("events_filter_scale_seconds") == scale
-        and out.attrs.get("events_filter_n_time_steps") == steps
-    ):
-        rate = float(out.attrs["ophys_frame_rate"])
-        filtered = filter_events(out["events"], scale_timesteps=scale * rate,
-                                 n_time_steps=steps)
-        filtered.attrs = SPECS["filtered_events"].attrs()
-        out = out.assign(filtered_events=filtered)
-        out.attrs["events_filter_scale_seconds"] = scale
-        out.attrs["events_filter_n_time_steps"] = steps
+                mask = out["roi_mask"].variable
+                out = out.assign(segmentation_mask_image=xr.Variable(
+                    ("row", "column"),
+                    segmentation_mask_data(mask.data, mask.get_axis_num("cell_specimen_id")),
+                    attrs=SPECS["segmentation_mask_image"].attrs()))
+    updates, new_attrs = _derived(out.variables, out.attrs, options)
+    if updates:
+        out = out.assign(updates)
+        out.attrs.update(new_attrs)
     if out is ds:
         return ds
-    return _finish(out)
+    return _dataset(out.variables, out.attrs)

@@ -176,3 +176,31 @@ def test_compressed_events_come_in_small_blocks_of_cells(tmp_path, monkeypatch) 
         np.testing.assert_array_equal(one, ds.filtered_events.values[:, 3])
         assert reads
         assert all(k[1] == slice(0, cells[0]) or k[1] == 3 for k in reads), reads
+
+
+@pytest.mark.parametrize(("mean", "flipped"), [(-5.0, True), (-0.5, False), (np.nan, False)])
+def test_running_speed_polarity(tmp_path, mean, flipped) -> None:
+    """AllenSDK ``RunningSpeed._fix_polarity``: a series whose mean is below -1 is negated
+    (an encoder wired the other way); the series read lazily, the flip decided on all of it
+    (NaN samples left out of the mean; an all-NaN series is not flipped)."""
+    import shutil
+
+    import h5py
+
+    from ophys_xr.testing import write_session_nwb
+
+    src = write_session_nwb(tmp_path / "s.nwb", n_cells=3, minutes=1.0, seed=2)
+    path = shutil.copy(src, tmp_path / "reversed.nwb")
+    with h5py.File(path, "r+") as f:
+        speed = f["processing/running/speed/data"]
+        values = speed[()]
+        values = values - np.nanmean(values) + mean if np.isfinite(mean) \
+            else np.full_like(values, np.nan)
+        values[::7] = np.nan if np.isfinite(mean) else values[::7]
+        speed[...] = values
+    with ophys_xr.open_session(path) as ds:
+        with raise_if_dask_computes():
+            speed = ds.running_speed.isel(stimulus_frame=slice(10, 20))
+        np.testing.assert_array_equal(ds.running_speed.values,
+                                      -values if flipped else values)
+        np.testing.assert_array_equal(speed.values, (-values if flipped else values)[10:20])

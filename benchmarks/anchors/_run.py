@@ -99,18 +99,28 @@ def session_steps(session_class: Any, path: str) -> dict[str, Any]:
 
 
 def main(operations: dict[str, Operation],
-         cube: Callable[[dict[str, Any], str], dict[str, Any]]) -> None:
+         cube: Callable[[dict[str, Any], str], dict[str, Any]],
+         ready: tuple[str, ...]) -> None:
     """Run the operation ``argv[1]`` with the JSON parameters ``argv[2]``; print the result.
 
     ``operations`` maps names to operations; ``cube(params, kind)`` is the ``images``
-    (kind ``"images"``) and ``changes`` (``"changes"``) operation.
+    (kind ``"images"``) and ``changes`` (``"changes"``) operation.  ``ready``: the tool's
+    modules and those its open imports; the ``ready`` operation times their import, and
+    every operation but ``import`` runs after importing them (untimed), so that its time
+    is the tool's own work, whether the tool imports its dependencies at its import or at
+    its first use.
     """
+    import importlib
+
     operations = {**operations, "images": lambda p: cube(p, "images"),
-                  "changes": lambda p: cube(p, "changes")}
+                  "changes": lambda p: cube(p, "changes"), "ready": time_import(*ready)}
     name, params = sys.argv[1], json.loads(sys.argv[2])
     if name not in operations:
         msg = f"{sys.argv[0]}: unknown operation {name!r}; choose from {sorted(operations)}"
         raise SystemExit(msg)
+    if name not in ("import", "ready"):
+        for module in ready:
+            importlib.import_module(module)
     out = operations[name](params)
     out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("@@" + json.dumps(out, default=str), flush=True)

@@ -84,4 +84,5 @@ def op_compat(params: dict[str, Any]) -> dict[str, Any]:
 
 
 main({"import": time_import(EXPERIMENT), "open": op_open, "dff": op_dff,
-      "compat": op_compat}, cube)
+      "compat": op_compat}, cube,
+     (EXPERIMENT,))

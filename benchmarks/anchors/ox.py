@@ -55,4 +55,5 @@ def op_compat(params: dict[str, Any]) -> dict[str, Any]:
 
 
 main({"import": time_import("ophys_xr"), "open": op_open, "dff": op_dff, "compat": op_compat},
-     cube)
+     cube,
+     ("ophys_xr", "ophys_xr.backends.nwb"))

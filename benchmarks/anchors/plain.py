@@ -72,4 +72,5 @@ def cube(params: dict[str, Any], kind: str) -> dict[str, Any]:
     return {"seconds": seconds, "check": check(out[..., valid], 2), "n_events": int(events.size)}
 
 
-main({"import": time_import("h5py", "numpy"), "open": op_open, "dff": op_dff}, cube)
+main({"import": time_import("h5py", "numpy"), "open": op_open, "dff": op_dff}, cube,
+     ("h5py", "numpy"))

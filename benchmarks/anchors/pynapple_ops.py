@@ -59,4 +59,5 @@ def cube(params: dict[str, Any], kind: str) -> dict[str, Any]:
             "n_events": len(events), "raw_shape": list(out.shape)}
 
 
-main({"import": time_import("pynapple"), "open": op_open, "dff": op_dff}, cube)
+main({"import": time_import("pynapple"), "open": op_open, "dff": op_dff}, cube,
+     ("pynapple", "pynwb"))

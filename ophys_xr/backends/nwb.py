@@ -13,7 +13,7 @@ inverse over the same table.  The variables end in
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +102,29 @@ def detect_layout(f: Any, path: str = "<file>") -> str:
 
 
 def _read(f: Any, path: str) -> np.ndarray:
-    dset = f[path]
+    return _values(f[path])
+
+
+def _values(dset: Any) -> np.ndarray:
+    """All of a small dataset; strings as an object array of ``str``."""
     if dset.dtype.kind == "O" or h5_is_str(dset):
-        return np.asarray(dset.asstr()[()], dtype=object)
+        return _decoded(dset[()])
     return np.asarray(dset[()])
+
+
+def _decoded(stored: Any) -> np.ndarray:
+    """Stored strings (``bytes`` or ``str`` items) as an object array of ``str``; each
+    distinct value decoded once (table columns repeat a few names thousands of times)."""
+    stored = np.asarray(stored, dtype=object)
+    out = np.empty(stored.shape, dtype=object)
+    seen: dict[Any, str] = {}
+    flat = out.reshape(-1)
+    for i, item in enumerate(stored.reshape(-1)):
+        text = seen.get(item)
+        if text is None:
+            text = seen[item] = item.decode("utf-8") if isinstance(item, bytes) else str(item)
+        flat[i] = text
+    return out
 
 
 def h5_is_str(dset: Any) -> bool:
@@ -124,6 +143,7 @@ class _Reader:
         self.layout = layout
         self.lock = lock
         self.identity: FileIdentity | None = None  # of a local file
+        self._dsets: dict[str, Any] = {}
         if isinstance(path, str):
             self.manager = open_manager(_h5py_remote, path,
                                         storage_options=_hashable(storage_options))
@@ -136,8 +156,15 @@ class _Reader:
             self.token = (str(path.resolve()), self.identity.ino, self.identity.mtime_ns,
                           self.identity.size)
 
+    def dset(self, h5path: str) -> Any:
+        """The h5py dataset at ``h5path``, looked up once per open (lookups cost)."""
+        found = self._dsets.get(h5path)
+        if found is None:
+            found = self._dsets[h5path] = self.f[h5path]
+        return found
+
     def wrapper(self, h5path: str, dtype: Any, **kwargs: Any) -> H5ArrayWrapper:
-        dset = self.f[h5path]
+        dset = self.dset(h5path)
         raw = raw_location(dset, str(self.path)) if isinstance(self.path, Path) else None
         return H5ArrayWrapper(self.manager, h5path, dset.shape, np.dtype(dtype),
                               lock=self.lock, token=self.token, raw=raw,
@@ -170,7 +197,7 @@ class _Reader:
         return xr.Variable(dims, data, encoding={"preferred_chunks": preferred})
 
     def _storage_chunks(self, array: H5ArrayWrapper) -> tuple[int, ...]:
-        storage = self.f[array.h5path].chunks
+        storage = self.dset(array.h5path).chunks
         per_axis = []
         for pos, axis in enumerate(array.order):
             taken = array.take is not None and array.take[0] == axis
@@ -268,7 +295,7 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
             missing = out["cell_roi_id"][cols < 0].tolist()
             msg = f"{series} in {str(r.path)!r} has no trace for ROIs {missing}"
             raise SchemaError(msg)
-        dset = f[f"{series}/data"]
+        dset = r.dset(f"{series}/data")
         shape = dset.shape
         check_trace_dataset(r.path, f"{series}/data", dset, cols)
         if shape[0] != n_frames:
@@ -293,7 +320,7 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
         if p not in f:
             msg = f"{str(r.path)!r} has no {p}, which every ophys session has"
             raise NotAnOphysSessionError(msg)
-        dset = f[p]
+        dset = r.dset(p)
         if dset.shape[0] != n_frames:
             msg = (
                 f"{p} in {str(r.path)!r} has {dset.shape[0]} frames but the traces have "
@@ -302,7 +329,7 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
             raise SchemaError(msg)
         out[var] = r.variable(var, r.wrapper(p, dset.dtype), {"time": -1})
     # ROI masks and images
-    mask = f[f"{SEG}/image_mask"]
+    mask = r.dset(f"{SEG}/image_mask")
     if mask.dtype.kind == "f":
         msg = f"{str(r.path)!r} stores float ROI masks at the origin (2019 layout), not supported"
         raise UnsupportedLayoutError(msg)
@@ -312,7 +339,7 @@ def _cells(r: _Reader, exclude_invalid_rois: bool, meta: dict[str, Any]) -> dict
     out["roi_mask"] = r.variable("roi_mask", r.wrapper(f"{SEG}/image_mask", bool, take=(0, rows)))
     for name in ("max_projection", "average_projection"):
         path = f"{L.IMAGES}/{L.IMAGE_DATASETS[name]}"
-        dset = f[path]
+        dset = r.dset(path)
         out[name] = r.variable(name, r.wrapper(path, dset.dtype), {})
         resolution = float(dset.attrs["resolution"])
         meta["pixel_spacing"] = [resolution * 10, resolution * 10]
@@ -355,9 +382,9 @@ def _eye(r: _Reader) -> dict[str, Any]:
             if stored == "area_raw" and path not in f:  # files written before area_raw
                 path = f"{base}/area"
             kwargs = {} if column is None else {"fixed": {1: column}}
-            if f[path].shape[0] != n:
+            if r.dset(path).shape[0] != n:
                 msg = (
-                    f"{path} in {str(r.path)!r} has {f[path].shape[0]} frames but the eye "
+                    f"{path} in {str(r.path)!r} has {r.dset(path).shape[0]} frames but the eye "
                     f"tracking timestamps have {n}; the file is inconsistent"
                 )
                 raise SchemaError(msg)
@@ -365,11 +392,19 @@ def _eye(r: _Reader) -> dict[str, Any]:
     return out
 
 
-def _fix_polarity(data: Any) -> Any:
-    """AllenSDK 2.16 ``RunningSpeed._fix_polarity``: flip if the mean speed is < -1."""
-    import dask.array as da
+def _flip_block(block: np.ndarray) -> np.ndarray:
+    finite = block[~np.isnan(block)]
+    return -block if finite.size and finite.mean() < -1 else block
 
-    return da.where(da.nanmean(data) < -1, -data, data)
+
+def _fix_polarity(data: Any) -> Any:
+    """AllenSDK 2.16 ``RunningSpeed._fix_polarity``: flip if the mean speed is < -1.
+
+    One task over the whole (one-block) series: the mean needs every sample anyway.
+    """
+    if data.numblocks != (1,):
+        data = data.rechunk(-1)
+    return data.map_blocks(_flip_block, dtype=data.dtype, meta=np.array((), data.dtype))
 
 
 def _running(r: _Reader) -> dict[str, Any]:
@@ -422,20 +457,30 @@ def _licks_rewards(f: Any) -> dict[str, Any]:
 # trials and stimulus presentations
 
 
-def _table_columns(group: Any, skip: Iterable[str]) -> dict[str, np.ndarray]:
+def _table_columns(group: Any, skip: Iterable[str],
+                   wanted: Callable[[str], bool] = lambda name: True,
+                   ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The columns of an NWB table that are ``wanted`` (read), and the names of the other
+    columns (not read); ``skip`` and the ragged columns' indexes are neither."""
     cols: dict[str, np.ndarray] = {}
+    others: list[str] = []
     for name, item in group.items():
         if name in skip or not hasattr(item, "dtype"):
             continue
-        if _str(item.attrs.get("neurodata_type", "")) == "VectorIndex":
+        if name.endswith("_index") and \
+                _str(item.attrs.get("neurodata_type", "")) == "VectorIndex":
             continue
-        cols[name] = _read(group, name)
-    return cols
+        if wanted(name):
+            cols[name] = _values(item)
+        else:
+            others.append(name)
+    return cols, others
 
 
 def _trials(f: Any) -> dict[str, Any]:
     g = f[L.TRIALS]
-    cols = _table_columns(g, L.TRIAL_DROP)
+    cols, _ = _table_columns(g, L.TRIAL_DROP,
+                             lambda name: L.TRIAL_RENAME.get(name, name) in SPECS)
     n = len(g["id"])
     out: dict[str, Any] = {"trials_id": g["id"][()].astype(np.int64)}
     for name, values in cols.items():
@@ -490,7 +535,11 @@ def _presentations(f: Any, trials: dict[str, Any]) -> tuple[dict[str, Any], list
     if not groups:
         msg = f"{f.filename!r} has no intervals/*_presentations tables"
         raise NotAnOphysSessionError(msg)
-    tables = [_table_columns(g, L.PRESENTATION_SKIP) for g in groups]
+    read = [_table_columns(g, L.PRESENTATION_SKIP, _presentation_column) for g in groups]
+    tables = [cols for cols, _ in read]
+    unread: list[str] = []
+    for _, others in read:
+        unread += [c for c in others if c not in unread and c not in L.PRESENTATION_DROP]
     lengths = [len(g["id"]) for g in groups]
     names: list[str] = []
     for t in tables:
@@ -515,14 +564,8 @@ def _presentations(f: Any, trials: dict[str, Any]) -> tuple[dict[str, Any], list
         merged[col] = np.concatenate(parts)
     order = np.argsort(merged["start_time"], kind="stable")
     out: dict[str, Any] = {}
-    unread: list[str] = []
     for col, values in merged.items():
-        if col in L.PRESENTATION_DROP:
-            continue
         key = L.PRESENTATION_RENAME.get(col, col)
-        if key not in SPECS or SPECS[key].dims != ("stimulus_presentations_id",):
-            unread.append(col)
-            continue
         values = values[order]
         spec = SPECS[key]
         if spec.dtype == "b1" and values.dtype.kind == "f":
@@ -553,6 +596,14 @@ def _presentations(f: Any, trials: dict[str, Any]) -> tuple[dict[str, Any], list
             else:
                 out[name] = np.full(n, np.nan)
     return out, unread
+
+
+def _presentation_column(name: str) -> bool:
+    """Whether a stored presentation column is a variable of the Dataset."""
+    if name in L.PRESENTATION_DROP:
+        return False
+    spec = SPECS.get(L.PRESENTATION_RENAME.get(name, name))
+    return spec is not None and spec.dims == ("stimulus_presentations_id",)
 
 
 def _add_trial_links(out: dict[str, Any], trials: dict[str, Any]) -> None:
@@ -668,7 +719,7 @@ def read_nwb(
         f.close()
     if unread:
         meta["ophys_xr_unread_presentation_columns"] = " ".join(unread)
-    ds = build_session_dataset(variables, meta)
+    ds = build_session_dataset(variables, meta, options)
     ds.encoding["source"] = str(p)
     ds.set_close(r.manager.close)
     return ds

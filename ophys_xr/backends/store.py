@@ -3,8 +3,8 @@ store from a whole one.
 
 These stores hold the session Dataset as written by xarray, so reading them is xarray's
 own Zarr / netCDF engine followed by the session builder (which checks the schema and
-restores the ``cell_roi_id`` index); the opening options are applied by
-:func:`ophys_xr.formats.open_source`, as for every format.
+restores the ``cell_roi_id`` index and applies the opening options on the variables, as
+for every format).
 
 Damage.  A Zarr store written by :func:`ophys_xr.to_zarr` holds a manifest
 (:data:`MANIFEST`, written after every chunk): every file of the store with its size and
@@ -330,11 +330,11 @@ def open_store_session(
     are those the store was written with.
     """
     return read_store(path, SessionOptions(exclude_invalid_rois=exclude_invalid_rois),
-                      engine=engine)
+                      engine=engine, derive=False)
 
 
-def read_store(path: str | os.PathLike[str], options: SessionOptions, *, engine: str
-               ) -> xr.Dataset:
+def read_store(path: str | os.PathLike[str], options: SessionOptions, *, engine: str,
+               derive: bool = True) -> xr.Dataset:
     """Read a Zarr store or netCDF file written from a session Dataset, lazily.
 
     Parameters
@@ -342,12 +342,15 @@ def read_store(path: str | os.PathLike[str], options: SessionOptions, *, engine:
     path
         The store or file.
     options
-        The opening options; only ``exclude_invalid_rois`` is used here: the ROIs whose
+        The opening options.  With ``exclude_invalid_rois``, the ROIs whose
         ``valid_roi`` is False are left out (the segmentation mask image is then made
         again over the valid ROIs), selected before the arrays become dask arrays, so a
         later selection still reads only what it needs.
     engine
         ``"zarr"`` or ``"netcdf"``.
+    derive
+        Apply the other options too (``likely_blink``, ``filtered_events`` made again
+        where the store holds them for other values); False keeps what the store holds.
 
     Returns
     -------
@@ -363,7 +366,7 @@ def read_store(path: str | os.PathLike[str], options: SessionOptions, *, engine:
     close = raw.close  # a selection below is a new Dataset without the file's closer
     try:
         ds = build_session_dataset(_variables(p, raw, exclude_invalid_rois),
-                                   _attrs(raw.attrs))
+                                   _attrs(raw.attrs), options if derive else None)
     except BaseException:
         close()
         raise
