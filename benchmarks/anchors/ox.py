@@ -56,4 +56,4 @@ def op_compat(params: dict[str, Any]) -> dict[str, Any]:
 
 main({"import": time_import("ophys_xr"), "open": op_open, "dff": op_dff, "compat": op_compat},
      cube,
-     ("ophys_xr", "ophys_xr.backends.nwb"))
+     ("ophys_xr", "ophys_xr.backends.nwb", "dask.array", "h5py"))
