@@ -204,3 +204,39 @@ def test_running_speed_polarity(tmp_path, mean, flipped) -> None:
         np.testing.assert_array_equal(ds.running_speed.values,
                                       -values if flipped else values)
         np.testing.assert_array_equal(speed.values, (-values if flipped else values)[10:20])
+
+
+@pytest.mark.parametrize("key", [
+    (slice(None), slice(None)),          # whole rows: read straight into one block
+    (slice(3, 29000), slice(1, 90, 2)),  # a selection: pieces copied into one block
+])
+@pytest.mark.parametrize("take", [None, [0, 5, 6, 7, 99, 40, *range(10, 40)],
+                                  list(range(2, 80))])
+def test_large_positioned_reads(tmp_path, key, take) -> None:
+    """Reads of several MB, whole rows or pieces through the small buffer, with or without
+    a gather of columns: the same values as h5py, writable, independent of each other."""
+    import h5py
+
+    from ophys_xr.backends._arrays import H5ArrayWrapper, open_manager, raw_location
+
+    path = tmp_path / "big.h5"
+    stored = np.random.default_rng(0).random((30_000, 100))  # 24 MB, contiguous
+    with h5py.File(path, "w") as f:
+        f["x"] = stored
+    with h5py.File(path, "r") as f:
+        located = raw_location(f["x"], str(path))
+    assert located is not None
+    expected = stored if take is None else stored[:, take]
+    expected = expected[key[0]][:, key[1]]
+    manager = open_manager(h5py.File, str(path))
+    try:
+        array = H5ArrayWrapper(manager, "x", stored.shape, np.dtype("f8"), raw=located,
+                               take=None if take is None else (1, np.asarray(take)))
+        first = array[indexing.BasicIndexer(key)]
+        second = array[indexing.BasicIndexer(key)]
+        np.testing.assert_array_equal(first, expected)
+        assert first.flags.writeable
+        first[...] = -1.0  # a block is nobody else's
+        np.testing.assert_array_equal(second, expected)
+    finally:
+        manager.close()
