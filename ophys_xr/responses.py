@@ -492,6 +492,15 @@ def _check_size(tr: _Trace, ev: _Events, params: _Params, rate: float) -> None:
         raise OptionError(msg)
 
 
+#: When the blocks must be joined into one array anyway, only the samples the plan uses
+#: are copied if it has fewer points than 1/_FEW_SAMPLES of the trace; when the kernel
+#: gathers from the blocks as read, only if it has fewer than 1/_FEW_SAMPLES_PIECES (a
+#: copy of nearly half the trace made the change responses of an hour-long session 3x
+#: slower: benchmarks/RESULTS.md, "Response cubes: the samples copy").
+_FEW_SAMPLES = 2
+_FEW_SAMPLES_PIECES = 16
+
+
 def _one_task(x: Any, **kernel: Any) -> tuple[Any, ...]:
     """The outputs of :func:`~ophys_xr._compute.eventlocked_responses` on the dask array
     ``x`` (..., time) as one task over all its blocks, each output one chunk (lazy).
@@ -530,13 +539,15 @@ def _block_responses(blocks: Any, chunks: tuple[tuple[int, ...], ...], **kernel:
         blocks = [blocks]
     n_time = sum(time_chunks)
     first, second = kernel["first"], kernel["second"]
+    as_read = kernel["starts"] is None and not one_row and len(row_chunks) == 1
+    few = _FEW_SAMPLES_PIECES if as_read else _FEW_SAMPLES
     keep = None
-    if kernel["starts"] is None and 2 * first.size < n_time:  # few samples used
+    if kernel["starts"] is None and few * first.size < n_time:  # few samples used
         used = first if second is None else np.concatenate([first.ravel(), second.ravel()])
         keep = np.unique(used[used >= 0])
         kernel = {**kernel, "first": _renumber(first, keep),
                   "second": None if second is None else _renumber(second, keep)}
-    if keep is None and kernel["starts"] is None and not one_row and len(row_chunks) == 1:
+    if keep is None and as_read:
         # the blocks of a (time, cell) file as read: gathered from, not joined
         pieces = [np.asarray(block, dtype=np.float64).reshape(row_chunks[0], n).T
                   for block, n in zip(blocks[0], time_chunks, strict=True)]

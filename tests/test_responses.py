@@ -550,7 +550,8 @@ class _CountingSource:
 
 @pytest.mark.parametrize(("data", "event", "window", "p_value"), [
     ("dff", "images", (-0.5, 0.75), False),  # the plan uses most samples: whole trace
-    ("dff", "changes", (-1.0, 1.0), False),  # few samples: only those are kept
+    ("dff", "changes", (-1.0, 1.0), False),  # many samples: gathered from the blocks
+    ("dff", [30.0, 61.5, 90.0], (-0.5, 0.75), False),  # very few: only those are copied
     ("dff", "changes", (-1.0, 1.0), True),  # p-values need the gray screen: whole trace
     ("running_speed", "changes", (-1.0, 1.0), False),  # no cell dim
     ("pupil_area", [30.0, 61.5, float("nan")], (-0.5, 0.75), False),
