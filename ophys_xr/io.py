@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -253,7 +253,7 @@ def _write_zarr(out: xr.Dataset, tmp: Path, progress: bool) -> None:
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
         # every chunk is written, even one of fill values only, so that a missing chunk is
         # always damage (the manifest lists them all)
-        with _progress(progress):
+        with _computed_here(threads=True), _progress(progress):
             out.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=True,
                         encoding=_zarr_encoding(out), write_empty_chunks=True)
     write_manifest(tmp)
@@ -266,7 +266,10 @@ def _write_netcdf(out: xr.Dataset, tmp: Path, progress: bool) -> None:
 
     marked = out.copy(deep=False)
     marked.attrs = {**out.attrs, WRITER_ATTR: f"ophys_xr {__version__}"}
-    with _progress(progress):  # computed inside: xarray closes the file if it fails
+    # one task at a time: when one fails, xarray closes the file at once, and a write
+    # already started in another thread would open it again (and leave it open); HDF5
+    # writes take one lock anyway
+    with _computed_here(threads=False), _progress(progress):
         marked.to_netcdf(tmp, engine="h5netcdf")
 
 
@@ -284,6 +287,35 @@ def _write_atomically(
 
     return write_atomically(path, lambda tmp: write(out, tmp, progress),
                             overwrite=overwrite, owned=is_own_output)
+
+
+@contextlib.contextmanager
+def _computed_here(*, threads: bool) -> Iterator[None]:
+    """Compute the dask tasks of a write in this process, every started task finished
+    before the write returns or raises.
+
+    dask's threaded scheduler raises at the first failed task while the others already
+    started go on; those would write into the temporary output after it was removed (a
+    stray folder) or after the file was closed (opening it again).  ``threads``: on a pool
+    of this call's own, shut down (waiting for its started tasks, dropping the queued ones)
+    before the failure goes on to the clean-up; else one task at a time.  A dask.distributed
+    client is not used for writes: the output is a local path of this process.
+    """
+    import dask
+
+    if not threads:
+        with dask.config.set(scheduler="synchronous"):
+            yield
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
+                              thread_name_prefix="ophys_xr-write")
+    try:
+        with dask.config.set(scheduler=pool):
+            yield
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _progress(show: bool) -> contextlib.AbstractContextManager[Any]:

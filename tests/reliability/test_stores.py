@@ -18,6 +18,9 @@
   written then.
 - A read-only output folder or an unreadable input: ``PermissionDeniedError`` naming the
   user's path, never a hidden temporary name.
+- A write that fails part-way (a chunk of the source cannot be read) raises, and leaves
+  nothing behind once it has raised: no temporary file or folder (not even one that a
+  write still running in another thread would make again), no file left open.
 """
 
 from __future__ import annotations
@@ -337,3 +340,64 @@ def test_unreadable_input_names_its_path(ds, tiny_path, locked, fmt) -> None:
         assert str(info.value).startswith(f"cannot read {str(path)!r}")
     finally:
         shutil.rmtree(folder)
+
+
+# ---------------------------------------------------------------- failed writes
+
+
+class _FailingSource:
+    """A source array for dask whose first block raises and whose others are slow."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+        self.shape, self.dtype, self.ndim = values.shape, values.dtype, values.ndim
+
+    def __getitem__(self, key):
+        import time
+
+        first_cell = key[1].start if isinstance(key[1], slice) else key[1]
+        if not first_cell:
+            msg = "the disk is gone"
+            raise OSError(msg)
+        time.sleep(0.2)  # still running when the failure reaches the writer
+        return self.values[key]
+
+
+def _open_under(folder: Path) -> list[str]:
+    """Files under ``folder`` that this process holds open."""
+    fds = Path("/proc/self/fd")
+    names = []
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith(str(folder)):
+            names.append(target)
+    return names
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+@pytest.mark.parametrize("fmt", ["zarr", "netcdf"])
+def test_a_failed_write_leaves_nothing_behind(ds, tmp_path, fmt) -> None:
+    import gc
+    import time
+
+    import dask.array as dsa
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    n_cells = 4 * ds.sizes["cell_specimen_id"]  # several blocks of cells
+    big = ds.isel(cell_specimen_id=np.arange(n_cells) % ds.sizes["cell_specimen_id"])
+    ids = np.arange(n_cells)
+    big = big.assign_coords(cell_specimen_id=ids + 1, cell_roi_id=ids + 1000)
+    values = big.dff.transpose("time", "cell_specimen_id").values
+    source = dsa.from_array(_FailingSource(values), chunks=(-1, 1))  # one cell a block
+    big = big.assign(dff=(("time", "cell_specimen_id"), source, big.dff.attrs))
+    write = ophys_xr.to_zarr if fmt == "zarr" else ophys_xr.to_netcdf
+    with pytest.raises(OSError, match="the disk is gone"):
+        write(big, out_dir / f"s.{'zarr' if fmt == 'zarr' else 'nc'}")
+    time.sleep(0.6)  # a write still running elsewhere would be done by now
+    assert list(out_dir.iterdir()) == []
+    gc.collect()
+    assert _open_under(out_dir) == []
