@@ -106,9 +106,20 @@ def _read(f: Any, path: str) -> np.ndarray:
 
 
 def _values(dset: Any) -> np.ndarray:
-    """All of a small dataset; strings as an object array of ``str``."""
+    """All of a small dataset; strings as an object array of ``str``.
+
+    Raises
+    ------
+    InvalidSessionFileError
+        Stored strings that are not UTF-8 (the file is damaged).
+    """
     if dset.dtype.kind == "O" or h5_is_str(dset):
-        return _decoded(dset[()])
+        try:
+            return _decoded(dset[()])
+        except UnicodeDecodeError as err:
+            msg = (f"{dset.name} in {dset.file.filename!r} holds text that is not UTF-8 "
+                   f"({err}); the file is damaged: download or copy it again")
+            raise InvalidSessionFileError(msg) from err
     return np.asarray(dset[()])
 
 

@@ -6,6 +6,7 @@
 - ``chunks`` must map known dimensions to positive sizes or -1 (0, -5, "abc" refused).
 - A damaged trace dataset (1-D, strings, fewer ROI columns than the ROI table needs, a ROI
   region outside the table) is refused at open, naming the dataset and the path.
+- A string column whose bytes are not UTF-8 is refused at open, naming the dataset.
 - Timestamps with NaN or going back, and duplicate cell / ROI / trial / presentation ids,
   are refused at open (they would make ``sel`` wrong later), naming the path.
 - Options are checked strictly: ``exclude_invalid_rois="no"`` is an error, not True.
@@ -156,6 +157,29 @@ def test_bad_timestamps_are_refused_at_open(
     with pytest.raises(SchemaError, match=match) as info:
         ophys_xr.open_session(path)
     assert str(path) in str(info.value)
+
+
+def test_text_that_is_not_utf8_is_refused_at_open(tiny_path: Path, tmp_path: Path) -> None:
+    """A table's string column holding bytes that are not UTF-8: a named error with the
+    dataset and the file, not a codec error."""
+    from ophys_xr.exceptions import InvalidSessionFileError
+
+    def edit(f: h5py.File) -> None:
+        group = next(k for k in f["intervals"] if k.endswith("_presentations"))
+        path = f"intervals/{group}/image_name"
+        values = f[path][()]
+        values[3] = b"\xff\xfe"
+        attrs = dict(f[path].attrs)
+        del f[path]
+        f.create_dataset(path, data=values, dtype=h5py.string_dtype("utf-8"))
+        for key, value in attrs.items():
+            f[path].attrs[key] = value
+
+    path = _damaged(tiny_path, tmp_path, edit)
+    with pytest.raises(InvalidSessionFileError, match="not UTF-8") as info:
+        ophys_xr.open_session(path)
+    assert str(path) in str(info.value)
+    assert "image_name" in str(info.value)
 
 
 @pytest.mark.parametrize("column", ["cell_specimen_id", "id"])
