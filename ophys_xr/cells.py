@@ -108,11 +108,11 @@ def segmentation_mask_image(roi_mask: xr.DataArray) -> xr.DataArray:
         int64 (``row``, ``column``) holding 0 and 1, named ``segmentation_mask_image`` with
         the schema's attrs; lazy on dask input.
     """
-    out = roi_mask.any("cell_specimen_id").astype(np.int64)
-    out = out.drop_vars([c for c in out.coords if c not in ("row", "column")])
-    out.attrs = SPECS["segmentation_mask_image"].attrs()
-    out.name = "segmentation_mask_image"
-    return out
+    data = segmentation_mask_data(roi_mask.data, roi_mask.get_axis_num("cell_specimen_id"))
+    dims = tuple(d for d in roi_mask.dims if d != "cell_specimen_id")
+    coords = {d: roi_mask[d] for d in dims if d in roi_mask.coords}
+    return xr.DataArray(data, dims=dims, coords=coords, name="segmentation_mask_image",
+                        attrs=SPECS["segmentation_mask_image"].attrs())
 
 
 def roi_masks(ds: xr.Dataset, cell_specimen_ids: Iterable[Hashable] | None = None) -> xr.DataArray:

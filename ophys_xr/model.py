@@ -193,18 +193,10 @@ def build_session_dataset(variables: Mapping[str, Any], attrs: Mapping[str, Any]
     clean_attrs["session_kind"] = kind
     _check_sizes(out)
     _check_indexes(out)
-    if options is not None and options.exclude_invalid_rois and "valid_roi" in out:
-        valid = np.asarray(out["valid_roi"].values, dtype=bool)
-        if not valid.all():
-            keep = np.flatnonzero(valid)
-            out = {n: v.isel(cell_specimen_id=keep) if "cell_specimen_id" in v.dims else v
-                   for n, v in out.items()}
-            out.pop("segmentation_mask_image", None)
-    _complete(out)
-    if options is not None:
-        updates, new_attrs = _derived(out, clean_attrs, options)
-        out.update(updates)
-        clean_attrs.update(new_attrs)
+    if options is None:
+        _complete(out)
+    else:
+        _apply(out, clean_attrs, options)
     pixel_unit = clean_attrs.get("pixel_spacing_unit", "mm")
     for name in ("row", "column"):
         if "pixel_spacing" in clean_attrs and name in out:
@@ -272,6 +264,28 @@ def _complete(variables: dict[str, xr.Variable]) -> None:
         variables["segmentation_mask_image"] = xr.Variable(
             ("row", "column"), segmentation_mask_data(mask.data, mask.get_axis_num(
                 "cell_specimen_id")), attrs=SPECS["segmentation_mask_image"].attrs())
+
+
+def _apply(variables: dict[str, xr.Variable], attrs: dict[str, Any],
+           options: SessionOptions) -> bool:
+    """Bring ``variables`` and ``attrs`` (changed in place) to ``options``: the invalid ROIs
+    left out (the segmentation mask image made again), what follows from the data
+    completed, and what the options derive (:func:`_derived`).  Whether anything changed."""
+    changed = False
+    if options.exclude_invalid_rois and "valid_roi" in variables:
+        valid = np.asarray(variables["valid_roi"].values, dtype=bool)
+        if not valid.all():
+            keep = np.flatnonzero(valid)
+            for name, var in list(variables.items()):
+                if "cell_specimen_id" in var.dims:
+                    variables[name] = var.isel(cell_specimen_id=keep)
+            variables.pop("segmentation_mask_image", None)
+            changed = True
+    _complete(variables)
+    updates, new_attrs = _derived(variables, attrs, options)
+    variables.update(updates)
+    attrs.update(new_attrs)
+    return changed or bool(updates)
 
 
 def _derived(variables: Mapping[Any, xr.Variable], attrs: Mapping[str, Any],
@@ -391,21 +405,8 @@ def apply_session_options(ds: xr.Dataset, options: SessionOptions) -> xr.Dataset
     xarray.Dataset
         ``ds`` itself when nothing differs, else a new Dataset.
     """
-    out = ds
-    if options.exclude_invalid_rois and "valid_roi" in out.coords:
-        valid = np.asarray(out["valid_roi"].values, dtype=bool)
-        if not valid.all():
-            out = out.isel(cell_specimen_id=np.flatnonzero(valid))
-            if "roi_mask" in out:
-                mask = out["roi_mask"].variable
-                out = out.assign(segmentation_mask_image=xr.Variable(
-                    ("row", "column"),
-                    segmentation_mask_data(mask.data, mask.get_axis_num("cell_specimen_id")),
-                    attrs=SPECS["segmentation_mask_image"].attrs()))
-    updates, new_attrs = _derived(out.variables, out.attrs, options)
-    if updates:
-        out = out.assign(updates)
-        out.attrs.update(new_attrs)
-    if out is ds:
+    variables = {str(name): var for name, var in ds.variables.items()}
+    attrs = dict(ds.attrs)
+    if not _apply(variables, attrs, options):
         return ds
-    return _dataset(out.variables, out.attrs)
+    return _dataset(variables, attrs)
